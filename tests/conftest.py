@@ -1,0 +1,65 @@
+"""Fixtures shared by the whole suite.
+
+``engine`` runs a test once per database (SQLite, PostgreSQL, MariaDB) on the
+tables of ``tests.models``, emptied after every test; ``session`` is a ``Session``
+on it. An async test opens ``database.async_engine()`` inside its own event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from tests.databases import BACKENDS, Database, provisioned
+from tests.models import Base
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """A database of this test run on each backend, with the test tables created."""
+    with provisioned(request.param, tmp_path_factory.mktemp(request.param)) as database:
+        engine = database.engine()
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield database
+
+
+@pytest.fixture(scope="session")
+def _engines(database: Database) -> Iterator[Engine]:
+    engine = database.engine()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(_engines: Engine, database: Database) -> Iterator[Engine]:
+    """An engine on each backend in turn; the tables are empty again afterwards."""
+    yield _engines
+    empty_all_tables(_engines, database.backend)
+
+
+@pytest.fixture
+def backend(database: Database) -> str:
+    return database.backend
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def empty_all_tables(engine: Engine, backend: str) -> None:
+    with engine.begin() as connection:
+        # A test that leaks an open transaction must fail here, not hang the run.
+        if backend == "postgresql":
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+        elif backend == "mariadb":
+            connection.execute(text("SET SESSION innodb_lock_wait_timeout = 10"))
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())

@@ -1,0 +1,114 @@
+"""The three databases every database test runs on, and how to reach them.
+
+SQLite always works. PostgreSQL and MariaDB are servers: each test run creates a
+database of its own on them (so that two runs on one machine never meet) and
+drops it at the end. An unreachable server skips its tests with the reason, unless
+``SA_SIGNALS_REQUIRE_SERVICES=1`` (set by CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "SA_SIGNALS_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get("SA_SIGNALS_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "mariadb": "mysql+aiomysql",
+}
+
+
+def services_required() -> bool:
+    return os.environ.get("SA_SIGNALS_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop without the server; fail in CI, where it must be there."""
+    if services_required():
+        pytest.fail(f"{reason} (SA_SIGNALS_REQUIRE_SERVICES=1: a missing service is a failure)")
+    pytest.skip(reason)
+
+
+def make_savepoints_real(engine: Engine) -> None:
+    """The documented pysqlite recipe: without it Python 3.11's sqlite3 sends no
+    BEGIN before a SAVEPOINT, so releasing the outermost SAVEPOINT commits for good
+    and ``begin_nested()`` cannot be rolled back."""
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(
+        dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry
+    ) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "begin")
+    def _begin_explicitly(connection: object) -> None:
+        connection.exec_driver_sql("BEGIN")  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Database:
+    """One backend's database for this test run."""
+
+    backend: str
+    url: URL
+
+    def engine(self) -> Engine:
+        engine = create_engine(self.url)
+        if self.backend == "sqlite":
+            make_savepoints_real(engine)
+        return engine
+
+    def async_engine(self) -> AsyncEngine:
+        """An async engine on the same database. Create and dispose of it inside
+        one event loop: its pooled connections belong to the loop that made them."""
+        engine = create_async_engine(self.url.set(drivername=ASYNC_DRIVERS[self.backend]))
+        if self.backend == "sqlite":
+            make_savepoints_real(engine.sync_engine)
+        return engine
+
+
+@contextmanager
+def provisioned(backend: str, tmp_dir: Path) -> Iterator[Database]:
+    """A fresh, empty database on ``backend``, removed afterwards."""
+    if backend == "sqlite":
+        yield Database(backend, make_url(f"sqlite:///{tmp_dir / 'test.sqlite3'}"))
+        return
+
+    server_url = make_url(SERVER_URLS[backend])
+    name = f"sa_signals_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError as error:
+        admin.dispose()
+        unavailable(f"{backend} is unreachable at {server_url.render_as_string()}: {error.orig}")
+    try:
+        yield Database(backend, server_url.set(database=name))
+    finally:
+        force = " WITH (FORCE)" if backend == "postgresql" else ""  # a leaked connection
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
