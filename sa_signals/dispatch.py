@@ -280,6 +280,12 @@ class Signal(blinker.Signal):
             if receiver is not None:
                 yield receiver
 
+    def is_listened_for(self, sender: Any) -> bool:
+        """A cheap, cached form of :meth:`has_listeners` for hot paths deciding
+        whether to prepare a send at all. It may still count a weakly held
+        receiver that was just collected, never miss a live one."""
+        return bool(self._connections) and bool(self._routes_for(sender))
+
     def _routes_for(self, sender: Any) -> tuple[_Route, ...]:
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:

@@ -7,12 +7,14 @@ on it. An async test opens ``database.async_engine()`` inside its own event loop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from sa_signals import Signal
 from tests.databases import BACKENDS, Database, provisioned
 from tests.models import Base
 
@@ -63,3 +65,36 @@ def empty_all_tables(engine: Engine, backend: str) -> None:
             connection.execute(text("SET SESSION innodb_lock_wait_timeout = 10"))
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+
+
+class Recorder:
+    """A receiver that keeps the keyword arguments of every call, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.side_effect: Callable[..., Any] | None = None
+
+    def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        if self.side_effect is not None:
+            self.side_effect(**kwargs)
+
+    @property
+    def instances(self) -> list[Any]:
+        return [call["instance"] for call in self.calls]
+
+
+@pytest.fixture
+def listen() -> Iterator[Callable[..., Recorder]]:
+    """``listen(post_save, sender=Order)`` connects a fresh Recorder for this test."""
+    connected: list[tuple[Signal, Recorder, Any]] = []
+
+    def connect(signal: Signal, sender: Any = None, **connect_kwargs: Any) -> Recorder:
+        recorder = Recorder()
+        signal.connect(recorder, sender=sender, weak=False, **connect_kwargs)
+        connected.append((signal, recorder, sender))
+        return recorder
+
+    yield connect
+    for signal, recorder, sender in connected:
+        signal.disconnect(recorder, sender=sender)

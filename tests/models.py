@@ -1,9 +1,14 @@
-"""The mapped classes the test suite works with, one set of tables for every test."""
+"""The mapped classes the test suite works with: one schema, created once per
+database, emptied after every test."""
 
 from __future__ import annotations
 
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -11,7 +16,113 @@ class Base(DeclarativeBase):
 
 
 class Note(Base):
+    """A class no test connects receivers for."""
+
     __tablename__ = "note"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     text: Mapped[str] = mapped_column(String(200))
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+    profile: Mapped[Profile | None] = relationship(back_populates="customer")
+
+
+class Profile(Base):
+    __tablename__ = "profile"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), unique=True)
+    bio: Mapped[str] = mapped_column(String(200), default="")
+    customer: Mapped[Customer] = relationship(back_populates="profile")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    total: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    customer: Mapped[Customer | None] = relationship(back_populates="orders")
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    product: Mapped[str] = mapped_column(String(50))
+    quantity: Mapped[int] = mapped_column(default=1)
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class Shipment(Base):
+    """One-to-many without a backref: the child's foreign key is written by the
+    flush alone when it moves to another parent's collection."""
+
+    __tablename__ = "shipment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(50))
+    parcels: Mapped[list[Parcel]] = relationship(cascade="all, delete-orphan")
+
+
+class Parcel(Base):
+    __tablename__ = "parcel"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipment.id"))
+    weight: Mapped[int] = mapped_column(default=1)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Employee(Base):
+    """Joined-table inheritance."""
+
+    __tablename__ = "employee"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "employee",
+    }
+
+
+class Manager(Employee):
+    __tablename__ = "manager"
+
+    id: Mapped[int] = mapped_column(ForeignKey("employee.id"), primary_key=True)
+    budget: Mapped[int] = mapped_column(default=0)
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "manager"}
+
+
+class Document(Base):
+    """Optimistic locking: every UPDATE also writes the version counter."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime, onupdate=func.now())
+    version: Mapped[int] = mapped_column(Integer)
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}

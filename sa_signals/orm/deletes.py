@@ -1,0 +1,90 @@
+"""Which objects a flush will delete, and which deletion each one comes from.
+
+Django's delete signals carry ``origin``, the object whose ``delete()`` started
+it all. SQLAlchemy has no event for ``session.delete()``, so the origin is
+reconstructed from the delete cascade: of the objects marked for deletion, one
+that no other reaches through a delete cascade started its own deletion, and it is
+the origin of everything its cascade reaches.
+
+Delete-orphans are never in ``session.deleted``: the unit of work discovers them
+only after ``before_flush``. To announce them like any other deletion (and not as
+an UPDATE, since their foreign key was just emptied), they are found the way the
+unit of work finds them and marked with ``session.delete()``, which is what the
+flush would do to them anyway; that also marks their own cascade.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import InstanceState, Mapper, Session
+
+__all__ = ["delete_orphans", "origins"]
+
+
+def _is_orphan(state: InstanceState[Any]) -> bool:
+    # The unit of work's own test (Session._flush calls it on every dirty state):
+    # true when a delete-orphan relationship no longer holds the object.
+    return bool(state.mapper._is_orphan(state))
+
+
+_involved: weakref.WeakKeyDictionary[Mapper[Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _involved_in_orphans(mapper: Mapper[Any]) -> bool:
+    """Whether the mapper's instances can be orphans or have orphans; most
+    classes can't, and their dirty instances need no look."""
+    involved = _involved.get(mapper)
+    if involved is None:
+        can_be_orphan = any(ancestor._delete_orphans for ancestor in mapper.iterate_to_root())
+        can_orphan = any(r.cascade.delete_orphan for r in mapper.relationships)
+        involved = _involved[mapper] = can_be_orphan or can_orphan
+    return involved
+
+
+def delete_orphans(session: Session) -> None:
+    """Mark with ``session.delete()`` the persistent objects that the coming flush
+    would delete as orphans."""
+    marked = {inspect(instance) for instance in session.deleted}
+    orphans: dict[InstanceState[Any], None] = {}
+    for instance in session.dirty:
+        state = inspect(instance)
+        if not _involved_in_orphans(state.mapper):
+            continue
+        if state.has_identity and _is_orphan(state):
+            orphans[state] = None  # its own link was cut (child.parent = None)
+        for relationship in state.mapper.relationships:
+            if not relationship.cascade.delete_orphan:
+                continue
+            # A child removed from a collection on this side only (no backref) is
+            # not dirty itself; the parent's collection history names it.
+            for child in state.attrs[relationship.key].history.deleted:
+                child_state = inspect(child)
+                if (
+                    child_state.has_identity
+                    and child_state not in marked
+                    and _is_orphan(child_state)
+                ):
+                    orphans[child_state] = None
+    for orphan in orphans:
+        session.delete(orphan.obj())
+
+
+def origins(session: Session) -> dict[InstanceState[Any], Any]:
+    """Map each object marked for deletion to the object its deletion started from."""
+    marked = [inspect(instance) for instance in session.deleted]
+    reached_by: dict[InstanceState[Any], InstanceState[Any]] = {}
+    for head in marked:
+        for _, _, state, _ in head.mapper.cascade_iterator("delete", head):
+            reached_by.setdefault(state, head)
+
+    def origin(state: InstanceState[Any]) -> InstanceState[Any]:
+        seen = {state}
+        while state in reached_by and reached_by[state] not in seen:  # cycles end too
+            state = reached_by[state]
+            seen.add(state)
+        return state
+
+    return {state: origin(state).obj() for state in marked}

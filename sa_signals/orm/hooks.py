@@ -1,0 +1,65 @@
+"""Mapper-level listeners, installed only where a receiver can hear them.
+
+A mapper event fires once per object of the flush, so even a listener that
+returns at once costs a few percent of a flush. sa-signals therefore listens on a
+mapper only once a receiver is connected for its class (or on every mapper, once
+a receiver is connected for any sender): an application that connects nothing
+pays nothing per object.
+
+Listeners are added when a receiver connects and never removed. Removing one
+while another thread flushes could break that flush's iteration over the
+listeners; a listener that finds no receiver returns at once. Connect receivers
+at import time, as in Django, so that no flush runs while the first one for a
+class is being connected.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper
+
+from sa_signals.dispatch import Signal
+
+__all__ = ["MapperHooks"]
+
+
+class MapperHooks:
+    """A set of mapper event listeners (``{event name: listener}``) installed on a
+    mapper the first time one of ``signals`` gets a receiver for its class."""
+
+    def __init__(
+        self,
+        listeners: dict[str, Callable[..., Any]],
+        signals: Iterable[Signal],
+        **listen_kwargs: Any,
+    ) -> None:
+        self._listeners = listeners
+        self._listen_kwargs = listen_kwargs
+        self._lock = threading.Lock()
+        self._on_mappers: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
+        self._on_every_mapper = False
+        for signal in signals:
+            signal.receiver_connected.connect(self._receiver_connected, weak=False)
+
+    def _receiver_connected(self, _signal: Signal, *, sender: Any, **_: Any) -> None:
+        self.install(None if sender is None else inspect(sender))
+
+    def install(self, mapper: Mapper[Any] | None) -> None:
+        """Listen on ``mapper``, or on every mapper (present and future) for ``None``."""
+        with self._lock:
+            if self._on_every_mapper or mapper in self._on_mappers:
+                return
+            target: Any = Mapper if mapper is None else mapper
+            for name, listener in self._listeners.items():
+                event.listen(target, name, listener, **self._listen_kwargs)
+            if mapper is None:
+                # Listeners on single mappers stay, and now run twice per object:
+                # every listener of the set is written to be idempotent.
+                self._on_every_mapper = True
+            else:
+                self._on_mappers.add(mapper)

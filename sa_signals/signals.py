@@ -1,0 +1,88 @@
+"""The model signals, declared in one place, each with the moment it is sent.
+
+They are sent for every mapped class by every kind of session once
+``sa_signals`` is imported; ``sa_signals.orm`` translates SQLAlchemy's events
+into them. ``sender`` is always the instance's own class, and every model signal
+carries ``session``, the ``Session`` doing the work (an ``AsyncSession``'s
+``sync_session``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, TypeVar
+
+import blinker
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
+
+from sa_signals.dispatch import Receiver, Signal, describe
+
+__all__ = ["ModelSignal", "post_delete", "post_save", "pre_delete", "pre_save"]
+
+F = TypeVar("F", bound=Receiver)
+
+
+class ModelSignal(Signal):
+    """A signal about instances of mapped classes.
+
+    Connecting checks the sender at once: a class that is not mapped (an
+    abstract base, a typo, a plain class) would otherwise never hear anything,
+    which is the kind of silence nobody debugs quickly.
+    """
+
+    def connect(
+        self,
+        receiver: F,
+        sender: Any = None,
+        weak: bool = True,
+        dispatch_uid: Hashable | None = None,
+        *,
+        on_commit: bool = False,
+    ) -> F:
+        if sender is not None and sender is not blinker.ANY:
+            self._check_sender(sender, receiver)
+        return super().connect(receiver, sender, weak, dispatch_uid, on_commit=on_commit)
+
+    def _check_sender(self, sender: Any, receiver: Receiver) -> None:
+        if not isinstance(inspect(sender, raiseerr=False), Mapper):
+            raise TypeError(
+                f"Cannot connect {describe(receiver)} for sender {sender!r}: model signals "
+                "are sent by mapped classes, and it is not one (an abstract base class? "
+                "then connect each subclass, or sender=None)."
+            )
+
+
+pre_save = ModelSignal(
+    doc="""Sent at flush, before an instance's INSERT or UPDATE.
+
+    Keyword arguments: ``sender, instance, raw, using, update_fields, session``.
+    The receiver may change the instance, its relationships, and ``session.add()``
+    other objects: all of it is written by the same flush.
+    """
+)
+
+post_save = ModelSignal(
+    doc="""Sent at flush, after an instance's INSERT or UPDATE, inside the transaction.
+
+    Keyword arguments: ``sender, instance, created, raw, using, update_fields,
+    changes, session``. The primary key and server defaults are available; what the
+    receiver adds to the session is written before ``commit()`` returns.
+    """
+)
+
+pre_delete = ModelSignal(
+    doc="""Sent at flush, before an instance's DELETE, including ORM cascades and
+    delete-orphans.
+
+    Keyword arguments: ``sender, instance, using, origin, session``.
+    """
+)
+
+post_delete = ModelSignal(
+    doc="""Sent at flush, after an instance's DELETE, inside the transaction.
+
+    Keyword arguments: ``sender, instance, using, origin, session``. Every column
+    value the instance had can still be read.
+    """
+)

@@ -1,0 +1,67 @@
+"""Per-session switches: raw mode for fixture loading, and model signals off.
+
+Both are scoped to one session and one block, nest, and live in ``session.info``
+(never in a global), so other sessions and threads are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+__all__ = ["is_raw", "raw_mode", "signals_disabled", "signals_enabled", "sync_session_of"]
+
+_RAW = "sa_signals.raw"
+_DISABLED = "sa_signals.disabled"
+
+
+def sync_session_of(session: Session | AsyncSession) -> Session:
+    """The ``Session`` whose events carry the work: an ``AsyncSession``'s own."""
+    return session.sync_session if isinstance(session, AsyncSession) else session
+
+
+@contextmanager
+def _counting(session: Session | AsyncSession, key: str) -> Iterator[None]:
+    info = sync_session_of(session).info
+    info[key] = info.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        info[key] -= 1
+
+
+def raw_mode(session: Session | AsyncSession) -> AbstractContextManager[None]:
+    """Within the block, the session's save signals carry ``raw=True``.
+
+    This is Django's fixture-loading mode: instances are saved exactly as
+    presented, and receivers that look up related rows or fill in derived values
+    should leave them alone (``if raw: return``)::
+
+        with raw_mode(session):
+            session.add_all(load_fixture("orders.json"))
+            session.commit()
+    """
+    return _counting(session, _RAW)
+
+
+def signals_disabled(session: Session | AsyncSession) -> AbstractContextManager[None]:
+    """Within the block, the session sends no model signals at all: no receiver
+    runs and nothing is deferred. For bulk loads and data migrations, where the
+    receivers' side effects are unwanted and their cost shows::
+
+        with signals_disabled(session):
+            session.add_all(million_rows)
+            session.commit()
+    """
+    return _counting(session, _DISABLED)
+
+
+def is_raw(session: Session) -> bool:
+    return bool(session.info.get(_RAW))
+
+
+def signals_enabled(session: Session) -> bool:
+    return not session.info.get(_DISABLED)

@@ -1,0 +1,341 @@
+"""pre_save and post_save, on every database: what is sent, when, and with what."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from sa_signals import ModelSignal, post_save, pre_save
+from tests.conftest import Recorder
+from tests.models import (
+    AuditEntry,
+    Customer,
+    Document,
+    Employee,
+    Manager,
+    Note,
+    Order,
+    OrderLine,
+    Parcel,
+    Profile,
+    Shipment,
+)
+
+Listen = Callable[..., Recorder]
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements the engine executes during the test."""
+    executed: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        executed.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield executed
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def stored(engine: Engine, statement: Any) -> list[Any]:
+    """What another session reads from the database."""
+    with Session(engine) as session:
+        return list(session.scalars(statement))
+
+
+# -- creating ------------------------------------------------------------------------
+
+
+def test_post_save_follows_an_insert_with_created_and_the_primary_key(
+    session: Session, listen: Listen
+) -> None:
+    saved = listen(post_save, sender=Order)
+    order = Order(reference="A-1")
+    session.add(order)
+    session.flush()
+
+    (call,) = saved.calls
+    assert call["signal"] is post_save
+    assert call["sender"] is Order
+    assert call["instance"] is order
+    assert call["created"] is True
+    assert call["update_fields"] is None
+    assert call["changes"] == {}
+    assert call["raw"] is False
+    assert call["session"] is session
+    assert call["using"] is session.get_bind(Order.__mapper__)
+    assert order.id is not None
+
+
+def test_post_save_sees_server_defaults(session: Session, listen: Listen) -> None:
+    seen = []
+    saved = listen(post_save, sender=Order)
+    saved.side_effect = lambda instance, **kwargs: seen.append(instance.created_at)
+    session.add(Order(reference="A-1"))
+    session.flush()
+    assert seen[0] is not None
+
+
+def test_pre_save_comes_before_the_insert_and_its_changes_are_written(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    seen_ids = []
+
+    def normalise(instance: Order, **kwargs: Any) -> None:
+        seen_ids.append(instance.id)
+        instance.reference = instance.reference.upper()
+
+    listen(pre_save, sender=Order).side_effect = normalise
+    session.add(Order(reference="a-1"))
+    session.commit()
+
+    assert seen_ids == [None]
+    assert stored(engine, select(Order.reference)) == ["A-1"]
+
+
+def test_pre_save_may_add_objects_and_change_relationships_in_the_same_flush(
+    session: Session, engine: Engine, listen: Listen, statements: list[str]
+) -> None:
+    def fill_in(instance: Order, session: Session, **kwargs: Any) -> None:
+        session.add(AuditEntry(action="order placed"))
+        instance.lines.append(OrderLine(product="gift wrap"))
+
+    listen(pre_save, sender=Order).side_effect = fill_in
+    audit_saves = listen(pre_save, sender=AuditEntry)
+    line_saves = listen(post_save, sender=OrderLine)
+    session.add(Order(reference="A-1"))
+    session.flush()
+    flushed = len(statements)
+    session.commit()
+
+    assert len(statements) == flushed + 0  # commit had nothing left to write
+    assert stored(engine, select(AuditEntry.action)) == ["order placed"]
+    assert stored(engine, select(OrderLine.product)) == ["gift wrap"]
+    assert len(audit_saves.calls) == 1
+    assert len(line_saves.calls) == 1
+
+
+def test_post_save_may_add_objects_which_commit_writes(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    def create_profile(instance: Customer, created: bool, session: Session, **kwargs: Any) -> None:
+        if created:
+            session.add(Profile(customer=instance, bio="new here"))
+
+    listen(post_save, sender=Customer).side_effect = create_profile
+    session.add(Customer(name="Ada"))
+    session.commit()
+
+    assert stored(engine, select(Profile.bio)) == ["new here"]
+
+
+def test_post_save_may_flush_and_query_like_djangos_create(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    profile_ids = []
+
+    def create_profile(instance: Customer, session: Session, **kwargs: Any) -> None:
+        profile = Profile(customer=instance)
+        session.add(profile)
+        session.flush()  # no "Session is already flushing"
+        profile_ids.append(profile.id)
+        assert session.scalars(select(Profile)).all() == [profile]
+
+    listen(post_save, sender=Customer).side_effect = create_profile
+    profile_saves = listen(post_save, sender=Profile)
+    session.add(Customer(name="Ada"))
+    session.commit()
+
+    assert profile_ids[0] is not None
+    assert [call["created"] for call in profile_saves.calls] == [True]
+    assert stored(engine, select(Profile.id)) == profile_ids
+
+
+def test_post_save_changes_to_the_instance_are_written_by_commit(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    def confirm(instance: Order, created: bool, **kwargs: Any) -> None:
+        if created:
+            instance.status = "confirmed"
+
+    saves = listen(post_save, sender=Order)
+    saves.side_effect = confirm
+    session.add(Order(reference="A-1"))
+    session.commit()
+
+    assert stored(engine, select(Order.status)) == ["confirmed"]
+    assert [call["created"] for call in saves.calls] == [True, False]
+
+
+# -- updating ----------------------------------------------------------------------------
+
+
+def test_an_update_sends_created_false_with_update_fields_and_changes(
+    session: Session, listen: Listen
+) -> None:
+    order = Order(reference="A-1", total=Decimal("10.00"))
+    session.add(order)
+    session.flush()
+    before, after = listen(pre_save, sender=Order), listen(post_save, sender=Order)
+
+    order.status = "paid"
+    order.total = Decimal("12.50")
+    session.flush()
+
+    assert before.calls[0]["update_fields"] == frozenset({"status", "total"})
+    (call,) = after.calls
+    assert call["created"] is False
+    assert call["update_fields"] == frozenset({"status", "total"})
+    assert call["changes"] == {
+        "status": ("new", "paid"),
+        "total": (Decimal("10.00"), Decimal("12.50")),
+    }
+
+
+def test_changes_carry_the_real_old_value_of_an_expired_attribute(
+    session: Session, listen: Listen
+) -> None:
+    order = Order(reference="A-1")
+    session.add(order)
+    session.commit()  # expires everything: SQLAlchemy no longer knows "new"
+    saved = listen(post_save, sender=Order)
+
+    order.status = "shipped"  # assigned without being loaded first
+    session.commit()
+
+    assert saved.calls[0]["changes"] == {"status": ("new", "shipped")}
+
+
+def test_assigning_the_same_value_sends_nothing_and_writes_nothing(
+    session: Session, listen: Listen, statements: list[str]
+) -> None:
+    order = Order(reference="A-1")
+    session.add(order)
+    session.commit()
+    before, after = listen(pre_save, sender=Order), listen(post_save, sender=Order)
+
+    assert order.status == "new"  # loaded
+    order.status = "new"
+    session.commit()
+    order.reference = "A-1"  # expired this time: the old value is fetched to compare
+    session.commit()
+
+    assert before.calls == after.calls == []
+    assert not [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
+
+
+def test_a_change_to_a_collection_alone_sends_nothing_for_the_parent(
+    session: Session, listen: Listen
+) -> None:
+    order = Order(reference="A-1")
+    session.add(order)
+    session.flush()
+    saved = listen(post_save, sender=Order)
+
+    order.lines.append(OrderLine(product="pen"))
+    session.flush()
+
+    assert saved.calls == []
+
+
+def test_generated_columns_are_in_update_fields_and_changes(
+    session: Session, listen: Listen
+) -> None:
+    document = Document(title="Draft")
+    session.add(document)
+    session.commit()
+    saved = listen(post_save, sender=Document)
+
+    document.title = "Final"
+    session.commit()
+
+    (call,) = saved.calls
+    assert call["update_fields"] == frozenset({"title", "edited_at", "version"})
+    assert call["changes"]["title"] == ("Draft", "Final")
+    assert call["changes"]["version"] == (1, 2)
+    old_edit, new_edit = call["changes"]["edited_at"]
+    assert old_edit is None
+    assert new_edit is not None
+
+
+def test_a_foreign_key_written_by_the_flush_alone_is_an_update_with_both_signals(
+    session: Session, listen: Listen
+) -> None:
+    first, second = Shipment(carrier="UPS"), Shipment(carrier="DHL")
+    parcel = Parcel()
+    first.parcels.append(parcel)
+    session.add_all([first, second])
+    session.commit()
+    before, after = listen(pre_save, sender=Parcel), listen(post_save, sender=Parcel)
+
+    second.parcels.append(parcel)  # no backref: the parcel itself is untouched
+    session.commit()
+
+    assert before.instances == after.instances == [parcel]
+    assert after.calls[0]["changes"] == {"shipment_id": (first.id, second.id)}
+
+
+def test_rows_are_reported_in_the_order_they_were_written(session: Session, listen: Listen) -> None:
+    saved = listen(post_save)
+    customer = Customer(name="Ada")
+    session.add(Order(reference="A-1", customer=customer, lines=[OrderLine(product="pen")]))
+    session.flush()
+
+    assert [type(instance) for instance in saved.instances] == [Customer, Order, OrderLine]
+
+
+@pytest.mark.filterwarnings("ignore:The `objects` parameter of `Session.flush` is deprecated")
+def test_flushing_some_objects_announces_only_those(session: Session, listen: Listen) -> None:
+    saved = listen(pre_save)
+    wanted, other = Note(text="flushed now"), Note(text="later")
+    session.add_all([wanted, other])
+    session.flush([wanted])
+    assert saved.instances == [wanted]
+    session.flush()
+    assert saved.instances == [wanted, other]
+
+
+# -- senders -------------------------------------------------------------------------------
+
+
+def test_the_sender_is_the_instances_own_class(session: Session, listen: Listen) -> None:
+    employees, managers = listen(post_save, sender=Employee), listen(post_save, sender=Manager)
+    boss = Manager(name="Grace", budget=10)
+    session.add_all([Employee(name="Alan"), boss])
+    session.flush()
+    assert [call["instance"].name for call in employees.calls] == ["Alan"]
+    assert managers.instances == [boss]
+    assert managers.calls[0]["sender"] is Manager
+
+
+def test_an_update_of_a_joined_subclass_reports_columns_of_both_tables(
+    session: Session, listen: Listen
+) -> None:
+    boss = Manager(name="Grace", budget=10)
+    session.add(boss)
+    session.commit()
+    saved = listen(post_save, sender=Manager)
+
+    boss.name, boss.budget = "Grace H.", 20
+    session.commit()
+
+    assert saved.calls[0]["changes"] == {"name": ("Grace", "Grace H."), "budget": (10, 20)}
+
+
+def test_connecting_for_a_class_that_is_not_mapped_fails_at_once() -> None:
+    class NotMapped:
+        pass
+
+    def receiver(**kwargs: Any) -> None: ...
+
+    with pytest.raises(TypeError, match=r"receiver for sender .*NotMapped.* not one"):
+        post_save.connect(receiver, sender=NotMapped)
+
+
+def test_model_signals_are_model_signals() -> None:
+    assert isinstance(post_save, ModelSignal)
