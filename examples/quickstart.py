@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Numeric, String, create_engine, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from sa_signals import post_delete, post_save, pre_delete, pre_save, receiver
+from sa_signals import on_commit, post_delete, post_save, pre_delete, pre_save, receiver
 
 
 class Base(DeclarativeBase):
@@ -68,6 +68,13 @@ def report_delete(sender: type, instance: Any, origin: Any, **kwargs: Any) -> No
     print(f"  pre_delete: {sender.__name__} #{instance.id}{cause}")
 
 
+@receiver(post_save, sender=Order, on_commit=True)
+def confirm_committed(sender: type[Order], instance: Order, created: bool, **kwargs: Any) -> None:
+    # Deferred: runs after the commit, and never for a rolled-back change.
+    action = "created" if created else "updated"
+    print(f"  after commit: order {instance.reference} was {action} for good")
+
+
 @receiver(post_delete, sender=Order)
 def report_gone(sender: type[Order], instance: Order, **kwargs: Any) -> None:
     print(f"  post_delete: order {instance.reference} is gone (its columns are still readable)")
@@ -97,8 +104,9 @@ def main() -> None:
 
         print("create another order, flush, then roll back:")
         session.add(Order(reference="a-1002"))
+        on_commit(lambda: print("  never printed: the transaction is rolled back"), session)
         session.flush()  # post_save is sent at flush, inside the transaction...
-        session.rollback()  # ...so the row it reported is undone here
+        session.rollback()  # ...so the row it reported is undone, and nothing is deferred
         count = session.scalar(select(func.count()).select_from(Order))
         print(f"  after the rollback the table holds {count} order(s)")
 

@@ -9,10 +9,12 @@ from sa_signals import orm as _orm  # noqa: F401  (installs the bridge)
 from sa_signals.dispatch import Signal, receiver
 from sa_signals.signals import ModelSignal, post_delete, post_save, pre_delete, pre_save
 from sa_signals.switches import raw_mode, signals_disabled
+from sa_signals.transaction import on_commit
 
 __all__ = [
     "ModelSignal",
     "Signal",
+    "on_commit",
     "post_delete",
     "post_save",
     "pre_delete",

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Generator, Hashable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import blinker
 
@@ -145,7 +145,7 @@ class Signal(blinker.Signal):
 
     # Whether connect(on_commit=True) makes sense: only for signals whose sends
     # carry the session whose commit they wait for (see sa_signals.signals).
-    can_defer: ClassVar[bool] = False
+    can_defer: bool = False
 
     def __init__(self, doc: str | None = None, *, use_caching: bool = False) -> None:
         super().__init__(doc)

@@ -17,6 +17,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Mapper
 
 from sa_signals.dispatch import Receiver, Signal, describe
+from sa_signals.transaction import defer
 
 __all__ = ["ModelSignal", "post_delete", "post_save", "pre_delete", "pre_save"]
 
@@ -24,12 +25,23 @@ F = TypeVar("F", bound=Receiver)
 
 
 class ModelSignal(Signal):
-    """A signal about instances of mapped classes.
+    """A signal about instances of mapped classes, sent with the ``session``
+    doing the work.
 
     Connecting checks the sender at once: a class that is not mapped (an
     abstract base, a typo, a plain class) would otherwise never hear anything,
     which is the kind of silence nobody debugs quickly.
+
+    ``connect(..., on_commit=True)`` defers a receiver until the session's
+    transaction commits (``deferrable=False`` for signals sent outside any
+    transaction).
     """
+
+    def __init__(
+        self, doc: str | None = None, *, use_caching: bool = False, deferrable: bool = True
+    ) -> None:
+        super().__init__(doc, use_caching=use_caching)
+        self.can_defer = deferrable
 
     def connect(
         self,
@@ -43,6 +55,9 @@ class ModelSignal(Signal):
         if sender is not None and sender is not blinker.ANY:
             self._check_sender(sender, receiver)
         return super().connect(receiver, sender, weak, dispatch_uid, on_commit=on_commit)
+
+    def _defer(self, receiver: Receiver, kwargs: dict[str, Any]) -> None:
+        defer(receiver, kwargs)
 
     def _check_sender(self, sender: Any, receiver: Receiver) -> None:
         if not isinstance(inspect(sender, raiseerr=False), Mapper):

@@ -1,0 +1,338 @@
+"""``on_commit``, and receivers deferred until the commit.
+
+Django runs an on_commit callback once, after the outermost transaction commits,
+and never after a rollback; a callback registered inside a SAVEPOINT that is
+rolled back is dropped, the others survive. SQLAlchemy has no such hook, and its
+``after_commit`` event is a trap: it fires for ``RELEASE SAVEPOINT`` too, may
+emit no SQL, and an exception there leaves the session unusable. So:
+
+* a callback is queued on the innermost real transaction (the SAVEPOINT, or the
+  root; never a flush's subtransaction);
+* ``after_commit`` only notes that a transaction committed (and, for the root,
+  keeps the values of the instances deferred receivers will read, before the
+  commit expires them);
+* ``after_transaction_end`` hands a committed SAVEPOINT's queue to its parent,
+  drops a rolled-back one's, and runs the root's. The session is out of its
+  transaction by then, so a callback that raises propagates from ``commit()``
+  with the data committed and the session usable.
+
+What "the commit" means for a session joined to an outer connection-level
+transaction (``Session(bind=connection, join_transaction_mode=...)``, the usual
+test fixture): the session's own commit commits nothing there (it releases a
+SAVEPOINT, or does nothing), so its callbacks wait for the connection's
+transaction. They run when that transaction commits (sa-signals hears of it
+just before the COMMIT is sent, after every statement of the transaction
+succeeded), and are dropped when it rolls back, or when a SAVEPOINT of the
+connection that encloses them rolls back. A fixture that always rolls back
+therefore never runs them, as in Django's ``TestCase``. With
+``join_transaction_mode="control_fully"`` the session's commit is the real one,
+and callbacks run right after it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import inspect as inspect_instance
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState, Session, SessionTransaction
+from sqlalchemy.orm.attributes import set_committed_value
+
+from sa_signals._await import run_to_completion
+from sa_signals.dispatch import describe
+from sa_signals.orm.columns import load_unloaded_columns, session_connection
+from sa_signals.switches import sync_session_of
+
+__all__ = ["defer", "on_commit"]
+
+logger = logging.getLogger("sa_signals")
+
+_QUEUES = "sa_signals.on_commit"
+
+
+@dataclass(eq=False)
+class Callback:
+    """One registered call, waiting for its commit."""
+
+    func: Callable[[], Any]
+    robust: bool
+    name: str
+    instance: Any = None  # a deferred receiver's instance, whose values it will read
+    status: str = "pending"  # then "ran" or "dropped"
+
+    def run(self) -> None:
+        self.status = "ran"
+        if not self.robust:
+            self._call()
+            return
+        try:
+            self._call()
+        except Exception as error:
+            logger.error("Error calling %s in on_commit() (%s).", self.name, error, exc_info=error)
+
+    def _call(self) -> None:
+        result = self.func()
+        if inspect.isawaitable(result):
+            run_to_completion(_awaited(result))
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+@dataclass(eq=False)
+class _SessionQueues:
+    """A session's waiting callbacks, by the transaction they wait for."""
+
+    waiting: dict[SessionTransaction, list[Callback]] = field(default_factory=dict)
+    committed: set[SessionTransaction] = field(default_factory=set)
+    connections: dict[SessionTransaction, list[Connection]] = field(default_factory=dict)
+    # values of deferred receivers' instances, kept before the commit expires them
+    snapshots: dict[SessionTransaction, dict[InstanceState[Any], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+
+def _queues(session: Session) -> _SessionQueues:
+    queues: _SessionQueues | None = session.info.get(_QUEUES)
+    if queues is None:
+        queues = session.info[_QUEUES] = _SessionQueues()
+    return queues
+
+
+def _is_real(transaction: SessionTransaction) -> bool:
+    """A SAVEPOINT or the root: not a subtransaction a flush opens for itself."""
+    return transaction.nested or transaction.parent is None
+
+
+def _real(transaction: SessionTransaction) -> SessionTransaction:
+    while not _is_real(transaction):
+        assert transaction.parent is not None
+        transaction = transaction.parent
+    return transaction
+
+
+# -- registering ---------------------------------------------------------------------------
+
+
+def on_commit(
+    func: Callable[[], Any], session: Session | AsyncSession, *, robust: bool = False
+) -> None:
+    """Run ``func()`` once, after the outermost transaction of ``session``
+    commits; never if it rolls back. Registered inside a SAVEPOINT that is rolled
+    back, it is dropped. With no transaction open, it runs at once.
+
+    :param robust: log an exception (on logger ``sa_signals``) and go on with the
+        next callbacks, instead of letting it propagate from ``commit()``.
+
+    An ``async def`` callback is awaited (on the session's event loop under an
+    ``AsyncSession``). The callback runs after the session left its transaction:
+    reading an expired attribute there starts a new one.
+    """
+    if not callable(func):
+        raise TypeError(f"on_commit() needs a callable; {func!r} is not.")
+    _register(sync_session_of(session), Callback(func, robust, describe(func)))
+
+
+def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Queue a receiver connected with ``on_commit=True``: it is called after the
+    commit with the keyword arguments of the send, robustly. The instance it
+    receives will read its values without SQL although the commit expires them."""
+    session = kwargs.get("session")
+    if not isinstance(session, Session):
+        raise TypeError(
+            f"Cannot defer {describe(receiver)}: the signal was sent without a session."
+        )
+    kwargs = dict(kwargs)
+    instance = kwargs.get("instance")
+    if instance is not None:
+        state = inspect_instance(instance)
+        if state.persistent:  # a server-generated value not fetched yet: fetch it now
+            load_unloaded_columns(session_connection(session), [state])
+    callback = Callback(
+        lambda: receiver(**kwargs), robust=True, name=describe(receiver), instance=instance
+    )
+    _register(session, callback)
+
+
+def _register(session: Session, callback: Callback) -> None:
+    queues = _queues(session)
+    if not session.in_transaction():
+        callback.run()
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    assert transaction is not None
+    queues.waiting.setdefault(transaction, []).append(callback)
+
+
+# -- following the session's transactions ----------------------------------------------------
+
+
+@event.listens_for(Session, "after_begin")
+def _remember_connection(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    if transaction.parent is None:
+        _queues(session).connections.setdefault(transaction, []).append(connection)
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    queues: _SessionQueues | None = session.info.get(_QUEUES)
+    if queues is None:
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        return
+    queues.committed.add(transaction)
+    if transaction.parent is None:
+        # The commit is about to expire every instance: keep what deferred
+        # receivers will read.
+        queues.snapshots[transaction] = _snapshot(queues.waiting.get(transaction, []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_of_transaction(session: Session, transaction: SessionTransaction) -> None:
+    queues: _SessionQueues | None = session.info.get(_QUEUES)
+    if queues is None or not _is_real(transaction):
+        return
+    callbacks = queues.waiting.pop(transaction, [])
+    committed = transaction in queues.committed
+    queues.committed.discard(transaction)
+    connections = queues.connections.pop(transaction, [])
+    snapshots = queues.snapshots.pop(transaction, {})
+
+    if not committed:
+        for callback in callbacks:
+            callback.status = "dropped"
+    elif transaction.parent is not None:  # a released SAVEPOINT: wait with the parent
+        queues.waiting.setdefault(_real(transaction.parent), []).extend(callbacks)
+    elif callbacks:
+        outer = next((c for c in connections if c.in_transaction()), None)
+        if outer is not None:
+            _connection_queue(outer).wait(callbacks, snapshots)
+        else:
+            run(callbacks, snapshots)
+
+
+# -- running, with the instances' values restored -------------------------------------------
+
+
+def run(callbacks: list[Callback], snapshots: dict[InstanceState[Any], dict[str, Any]]) -> None:
+    """Run the callbacks in order. The first exception of a callback that is not
+    robust propagates, and the ones after it are dropped, as in Django."""
+    with _values_restored(snapshots):
+        for position, callback in enumerate(callbacks):
+            if callback.status != "pending":
+                continue
+            try:
+                callback.run()
+            except BaseException:
+                for later in callbacks[position + 1 :]:
+                    later.status = "dropped"
+                raise
+
+
+def _snapshot(callbacks: list[Callback]) -> dict[InstanceState[Any], dict[str, Any]]:
+    snapshots = {}
+    for callback in callbacks:
+        if callback.instance is None:
+            continue
+        state = inspect_instance(callback.instance)
+        if state not in snapshots:
+            keys = set(state.mapper.attrs.keys())
+            snapshots[state] = {
+                key: list(value) if isinstance(value, list | set) else value
+                for key, value in state.dict.items()
+                if key in keys and not isinstance(value, dict)  # keyed collections: not kept
+            }
+    return snapshots
+
+
+@contextmanager
+def _values_restored(snapshots: dict[InstanceState[Any], dict[str, Any]]) -> Iterator[None]:
+    """Put back what the commit expired, as committed values, for the duration;
+    then expire it again, leaving the instance as SQLAlchemy would have."""
+    restored: dict[InstanceState[Any], list[str]] = {}
+    for state, values in snapshots.items():
+        instance = state.obj()
+        if instance is None:
+            continue
+        missing = [key for key in values if key not in state.dict]
+        for key in missing:
+            set_committed_value(instance, key, values[key])
+        restored[state] = missing
+    try:
+        yield
+    finally:
+        for state, keys in restored.items():
+            instance, session = state.obj(), state.session
+            untouched = [key for key in keys if key not in state.committed_state]
+            if instance is not None and session is not None and untouched and state.persistent:
+                session.expire(instance, untouched)
+
+
+# -- sessions joined to an outer connection-level transaction --------------------------------
+
+_connection_queues: weakref.WeakKeyDictionary[Connection, _ConnectionQueue] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(eq=False)
+class _ConnectionQueue:
+    """Callbacks of joined sessions, waiting for their connection's transaction."""
+
+    callbacks: list[Callback] = field(default_factory=list)
+    snapshots: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
+    # how many callbacks were waiting when each open SAVEPOINT of the connection
+    # began (SAVEPOINTs end last-in, first-out)
+    marks: list[int] = field(default_factory=list)
+
+    def wait(
+        self, callbacks: list[Callback], snapshots: dict[InstanceState[Any], dict[str, Any]]
+    ) -> None:
+        self.callbacks.extend(callbacks)
+        self.snapshots.update(snapshots)
+
+    def savepoint(self, *_: Any) -> None:
+        self.marks.append(len(self.callbacks))
+
+    def release_savepoint(self, *_: Any) -> None:
+        if self.marks:
+            self.marks.pop()
+
+    def rollback_savepoint(self, *_: Any) -> None:
+        # A SAVEPOINT begun before sa-signals listened encloses every callback.
+        self._drop_from(self.marks.pop() if self.marks else 0)
+
+    def rollback(self, *_: Any) -> None:
+        self.marks.clear()
+        self._drop_from(0)
+
+    def commit(self, *_: Any) -> None:
+        callbacks, snapshots = self.callbacks, self.snapshots
+        self.callbacks, self.snapshots, self.marks = [], {}, []
+        run(callbacks, snapshots)
+
+    def _drop_from(self, position: int) -> None:
+        for callback in self.callbacks[position:]:
+            callback.status = "dropped"
+        del self.callbacks[position:]
+
+
+def _connection_queue(connection: Connection) -> _ConnectionQueue:
+    queue = _connection_queues.get(connection)
+    if queue is None:
+        queue = _connection_queues[connection] = _ConnectionQueue()
+        for name in ("commit", "rollback", "savepoint", "release_savepoint", "rollback_savepoint"):
+            event.listen(connection, name, getattr(queue, name))
+    return queue
