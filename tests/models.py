@@ -126,3 +126,36 @@ class Document(Base):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime, onupdate=func.now())
     version: Mapped[int] = mapped_column(Integer)
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+class Widget(Base):
+    """A many-to-one written by SQLAlchemy's separate post-update statement
+    (two tables pointing at each other)."""
+
+    __tablename__ = "widget"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    favorite_id: Mapped[int | None] = mapped_column(ForeignKey("part.id", use_alter=True))
+    favorite: Mapped[Part | None] = relationship(foreign_keys=[favorite_id], post_update=True)
+
+
+class Part(Base):
+    __tablename__ = "part"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    widget_id: Mapped[int | None] = mapped_column(ForeignKey("widget.id"))
+
+
+class Record(Base):
+    """A version counter the application maintains itself."""
+
+    __tablename__ = "record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(20))
+    revision: Mapped[str] = mapped_column(String(32))
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "version_id_col": revision,
+        "version_id_generator": False,
+    }

@@ -1,19 +1,11 @@
 """Column values SQLAlchemy does not hold, fetched in one query per class.
 
-Two situations need them:
-
-* The real old value. Assigning to an expired attribute (the normal case right
-  after ``commit()``) records no old value: the history's ``deleted`` is empty,
-  and SQLAlchemy emits an UPDATE even when the value did not change. Fetching the
-  committed value and recording it as such makes history, ``is_modified()``, the
-  UPDATE's column list, ``update_fields`` and ``changes`` all agree, and a
-  same-value assignment then emits no UPDATE at all, as one would expect.
-* A deleted instance whose columns were expired: once its row is gone they can
-  never be loaded again, yet ``post_delete`` receivers read them.
-
-The SELECT runs inside the flush (mostly in ``before_flush``): the session is
-already flushing, so it autoflushes nothing, and it sees the transaction's
-earlier flushes, which is exactly "the value before this flush".
+The flush needs values it was never given: old values of columns assigned while
+expired (see ``sa_signals.orm.updates``), the columns of a deleted instance that
+``post_delete`` receivers will read after the row is gone, values the database
+generated. Each is fetched by primary key with a Core SELECT on the flush's own
+connection: no ORM events, no autoflush, and it sees the transaction's earlier
+flushes, which is exactly "the value before this flush".
 """
 
 from __future__ import annotations
@@ -24,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, select, tuple_
-from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, Session
+from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 __all__ = [
@@ -32,7 +24,6 @@ __all__ = [
     "fetch_columns",
     "load_unloaded_columns",
     "session_connection",
-    "unknown_old_values",
 ]
 
 _CHUNK = 500  # identities per SELECT, well under every backend's parameter limit
@@ -53,15 +44,9 @@ def column_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
 
 def _identity(state: InstanceState[Any]) -> tuple[Any, ...]:
     """The primary key the row has in the database (even if being changed)."""
-    assert state.key is not None, "only persistent instances have rows to fetch"
+    if state.key is None:
+        raise ValueError(f"{state.obj()!r} has no row yet: it was never flushed")
     return tuple(state.key[1])
-
-
-def unknown_old_values(state: InstanceState[Any]) -> list[str]:
-    """Column attributes assigned while expired or never loaded: their committed
-    value is unknown to SQLAlchemy."""
-    committed = state.committed_state
-    return [key for key in column_keys(state.mapper) if committed.get(key, None) is NO_VALUE]
 
 
 ConnectionFor = Callable[[Mapper[Any]], Connection]

@@ -18,16 +18,17 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm.attributes import instance_state
 
-__all__ = ["delete_orphans", "origins"]
+__all__ = ["delete_orphans", "is_orphan", "origins"]
 
 
-def _is_orphan(state: InstanceState[Any]) -> bool:
-    # The unit of work's own test (Session._flush calls it on every dirty state):
-    # true when a delete-orphan relationship no longer holds the object.
-    return bool(state.mapper._is_orphan(state))
+def is_orphan(state: InstanceState[Any]) -> bool:
+    """Whether a delete-orphan relationship no longer holds the object. This is
+    the unit of work's own test, which ``Session._flush`` applies to every dirty
+    object."""
+    return _involved_in_orphans(state.mapper) and bool(state.mapper._is_orphan(state))
 
 
 _involved: weakref.WeakKeyDictionary[Mapper[Any], bool] = weakref.WeakKeyDictionary()
@@ -47,25 +48,27 @@ def _involved_in_orphans(mapper: Mapper[Any]) -> bool:
 def delete_orphans(session: Session) -> None:
     """Mark with ``session.delete()`` the persistent objects that the coming flush
     would delete as orphans."""
-    marked = {inspect(instance) for instance in session.deleted}
+    marked = set(map(instance_state, session.deleted))
     orphans: dict[InstanceState[Any], None] = {}
-    for instance in session.dirty:
-        state = inspect(instance)
+    for state in map(instance_state, session.dirty):
         if not _involved_in_orphans(state.mapper):
             continue
-        if state.has_identity and _is_orphan(state):
+        if state.has_identity and is_orphan(state):
             orphans[state] = None  # its own link was cut (child.parent = None)
         for relationship in state.mapper.relationships:
             if not relationship.cascade.delete_orphan:
                 continue
             # A child removed from a collection on this side only (no backref) is
-            # not dirty itself; the parent's collection history names it.
+            # not dirty itself; the parent's collection history names it. One
+            # that left the session meanwhile is none of this flush's business
+            # (SQLAlchemy warns and keeps it).
             for child in state.attrs[relationship.key].history.deleted:
-                child_state = inspect(child)
+                child_state = instance_state(child)
                 if (
                     child_state.has_identity
+                    and child_state.session is session
                     and child_state not in marked
-                    and _is_orphan(child_state)
+                    and is_orphan(child_state)
                 ):
                     orphans[child_state] = None
     for orphan in orphans:
@@ -74,7 +77,7 @@ def delete_orphans(session: Session) -> None:
 
 def origins(session: Session) -> dict[InstanceState[Any], Any]:
     """Map each object marked for deletion to the object its deletion started from."""
-    marked = [inspect(instance) for instance in session.deleted]
+    marked = list(map(instance_state, session.deleted))
     reached_by: dict[InstanceState[Any], InstanceState[Any]] = {}
     for head in marked:
         for _, _, state, _ in head.mapper.cascade_iterator("delete", head):

@@ -7,15 +7,15 @@ Where each is sent, and why there:
   ``session.add()`` other objects with all of it written by the same flush.
   Receivers do add and change objects, so announcing repeats until a round finds
   nothing new.
-* A few writes are decided inside the flush only (a foreign key copied into a
-  child that the program never touched). Their ``pre_save`` comes from the
-  mapper's ``before_update``, where only the row's own columns may still change.
+* Some writes appear only inside the flush: a foreign key copied into a child the
+  program never touched, an object added by another ``before_flush`` listener.
+  Their ``pre_save`` comes from the mapper's ``before_insert``/``before_update``,
+  where only the row's own columns may still change.
 * ``post_save`` and ``post_delete`` are recorded by the mapper's ``after_insert``,
   ``after_update`` and ``after_delete``, in the order the rows were written and
-  while the attribute history still says what was written, then sent from
-  ``after_flush_postexec``: identities are final there, and what a receiver
-  changes or adds is written by the commit's next flush (or at once, if the
-  receiver flushes).
+  with the values written, then sent from ``after_flush_postexec``: identities are
+  final there, and what a receiver changes or adds is written by the commit's next
+  flush (or at once, if the receiver flushes).
 
 A receiver's exception must leave nothing of the flush behind, on the ``flush()``
 path and the ``commit()`` path alike. SQLAlchemy rolls back the innermost
@@ -28,26 +28,24 @@ of a class with receivers is written, where SQLAlchemy's own handling applies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, event, inspect
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, Session, UOWTransaction
-from sqlalchemy.orm.exc import UnmappedColumnError
-from sqlalchemy.orm.interfaces import MANYTOONE
+from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from sa_signals.orm.columns import (
-    ConnectionFor,
-    column_keys,
-    fetch_columns,
-    load_unloaded_columns,
-    session_connection,
-    unknown_old_values,
-)
-from sa_signals.orm.deletes import delete_orphans, origins
+from sa_signals.orm.columns import fetch_columns, load_unloaded_columns, session_connection
+from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
 from sa_signals.orm.hooks import MapperHooks
+from sa_signals.orm.updates import (
+    OldValues,
+    columns_to_write,
+    planned_update,
+    post_updated_columns,
+)
 from sa_signals.signals import post_delete, post_save, pre_delete, pre_save
 from sa_signals.switches import is_raw, signals_enabled
 
@@ -69,6 +67,7 @@ class _Saved:
     instance: Any  # held strongly: after the flush, the session holds it weakly
     created: bool
     old_values: dict[str, Any]  # of the columns an UPDATE wrote
+    new_values: dict[str, Any]  # the values written, as far as they were known then
 
 
 @dataclass(eq=False)
@@ -86,14 +85,13 @@ class _Flush:
     session: Session
     flush_context: UOWTransaction
     raw: bool
-    # state -> created, for every instance pre_save was sent for (or skipped)
+    # state -> created, for every instance pre_save was sent for (or considered)
     announced_saves: dict[InstanceState[Any], bool] = field(default_factory=dict)
     # state -> origin, for every instance pre_delete was sent for
     announced_deletes: dict[InstanceState[Any], Any] = field(default_factory=dict)
-    # columns an UPDATE will write and their old values, between before_ and after_update
+    # columns each UPDATE writes, with old values, from before_ to after_update
     planned_updates: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
-    # old values fetched for generated columns (onupdate, version) that were not loaded
-    fetched_old_values: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
+    old_values: OldValues = field(default_factory=OldValues)
     # what was written, in the order it was written; keyed so recording is idempotent
     written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
     failure: Exception | None = None
@@ -137,8 +135,21 @@ def _flush_of(state: InstanceState[Any]) -> _Flush | None:
     return stack[-1]
 
 
+def _forget_failed_flushes(session: Session) -> None:
+    """Drop the records of flushes that failed before after_flush_postexec (a
+    dispatching record is an outer flush whose receiver is flushing now)."""
+    stack = session.info.get(_FLUSHES)
+    if stack:
+        stack[:] = [flush for flush in stack if flush.dispatching]
+
+
 def _any_receivers() -> bool:
     return any(signal.receivers for signal in (*_SAVE_SIGNALS, *_DELETE_SIGNALS))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    _forget_failed_flushes(session)
 
 
 # -- before the flush: pre_save and pre_delete ------------------------------------------
@@ -148,18 +159,13 @@ def _any_receivers() -> bool:
 def _before_flush(
     session: Session, flush_context: UOWTransaction, instances: Iterable[Any] | None
 ) -> None:
-    stack = session.info.get(_FLUSHES)
-    if stack:
-        # A record that is not dispatching belongs to a flush that failed before
-        # after_flush_postexec; a dispatching one is an outer flush whose
-        # receiver is flushing now.
-        stack[:] = [flush for flush in stack if flush.dispatching]
+    _forget_failed_flushes(session)
     if not _any_receivers() or not signals_enabled(session):
         return
     flush = _Flush(session, flush_context, raw=is_raw(session))
     session.info.setdefault(_FLUSHES, []).append(flush)
     try:
-        _announce(flush, None if instances is None else {inspect(i) for i in instances})
+        _announce(flush, None if instances is None else {instance_state(i) for i in instances})
     except Exception as error:
         flush.failure = error  # raised from inside the flush: see the module docstring
 
@@ -182,85 +188,59 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
             f"pre_save/pre_delete receivers changed objects in each of {_MAX_ROUNDS} rounds "
             "of one flush; is a receiver modifying a different object every time?"
         )
-    _prepare_post_delete(flush, session_connection(session))
+    # post_delete receivers read every column; once the row is gone, an expired
+    # one could never be loaded again.
+    load_unloaded_columns(
+        session_connection(session),
+        [state for state in flush.announced_deletes if post_delete.is_listened_for(state.class_)],
+    )
 
 
 def _saves_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], bool]]:
     session = flush.session
-    new = _unannounced(flush, (inspect(i) for i in session.new), only, flush.announced_saves)
+    new = [
+        state
+        for state in map(instance_state, session.new)
+        if flush.listens("save", state.class_)
+        and state not in flush.announced_saves
+        and (only is None or state in only)
+    ]
     changed = [
         state
-        for state in (inspect(i) for i in session.dirty)
-        if (only is None or state in only) and flush.listens("save", state.class_)
+        for state in map(instance_state, session.dirty)
+        if flush.listens("save", state.class_)
+        and (only is None or state in only)
+        and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
     ]
     # Every round: a receiver may have assigned an expired attribute of an
     # instance announced earlier.
-    _resolve_old_values(flush, changed, session_connection(session))
+    flush.old_values.resolve(
+        session_connection(session),
+        changed,
+        with_changes=any(post_save.is_listened_for(state.class_) for state in changed),
+    )
     updated = [
-        state
-        for state in changed
-        if state not in flush.announced_saves and _columns_to_write(state)
+        state for state in changed if state not in flush.announced_saves and columns_to_write(state)
     ]
     return [(state, True) for state in new] + [(state, False) for state in updated]
-
-
-def _resolve_old_values(
-    flush: _Flush, states: Iterable[InstanceState[Any]], connection_for: ConnectionFor
-) -> None:
-    """Fetch, in one query per class, what SQLAlchemy does not know of the rows
-    about to be updated: the old value of columns assigned while expired (recorded
-    as the committed value, see ``sa_signals.orm.columns``), and, for post_save's
-    ``changes``, of generated columns that are not loaded."""
-    wanted = {}
-    for state in states:
-        keys = unknown_old_values(state)
-        if post_save.is_listened_for(state.class_):
-            fetched = flush.fetched_old_values.get(state, {})
-            keys += [
-                key
-                for key in _generated_on_update(state.mapper, _columns_to_write(state) | set(keys))
-                if key not in state.dict and key not in fetched
-            ]
-        if keys:
-            wanted[state] = keys
-    for state, values in fetch_columns(connection_for, wanted).items():
-        for key, value in values.items():
-            if state.committed_state.get(key) is NO_VALUE:
-                # committed_state holds the value before the pending change; both
-                # SQLAlchemy's history and its UPDATE compare against it. No public
-                # API sets it while keeping the pending value, which is what we need.
-                state.committed_state[key] = value
-            else:
-                flush.fetched_old_values.setdefault(state, {})[key] = value
 
 
 def _deletes_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], Any]]:
-    marked = (inspect(i) for i in flush.session.deleted)
-    deleted = _unannounced(flush, marked, only, flush.announced_deletes, family="delete")
+    deleted = [
+        state
+        for state in map(instance_state, flush.session.deleted)
+        if flush.listens("delete", state.class_)
+        and state not in flush.announced_deletes
+        and (only is None or state in only)
+    ]
     if not deleted:
         return []
     origin_of = origins(flush.session)
     return [(state, origin_of[state]) for state in deleted]
-
-
-def _unannounced(
-    flush: _Flush,
-    states: Iterable[InstanceState[Any]],
-    only: set[InstanceState[Any]] | None,
-    announced: dict[InstanceState[Any], Any],
-    family: str = "save",
-) -> list[InstanceState[Any]]:
-    return [
-        state
-        for state in states
-        if state not in announced
-        and (only is None or state in only)
-        and flush.listens(family, state.class_)
-    ]
 
 
 def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> None:
@@ -271,7 +251,7 @@ def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> N
             instance=state.obj(),
             raw=flush.raw,
             using=flush.using(state.mapper),
-            update_fields=None if created else frozenset(_columns_to_write(state)),
+            update_fields=None if created else frozenset(columns_to_write(state)),
             session=flush.session,
         )
 
@@ -288,81 +268,18 @@ def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> N
         )
 
 
-def _prepare_post_delete(flush: _Flush, connection_for: Any) -> None:
-    """post_delete receivers read every column; once the row is gone, an expired
-    one could never be loaded again."""
-    load_unloaded_columns(
-        connection_for,
-        [state for state in flush.announced_deletes if post_delete.is_listened_for(state.class_)],
-    )
-
-
-# -- which columns an UPDATE writes ------------------------------------------------------
-
-
-def _columns_to_write(state: InstanceState[Any]) -> set[str]:
-    """The column attributes an UPDATE of ``state`` would write as things stand:
-    those with a net change, including foreign keys of many-to-one relationships
-    changed but not yet copied into their columns."""
-    mapper = state.mapper
-    attrs = state.attrs
-    keys = {key for key in column_keys(mapper) if attrs[key].history.has_changes()}
-    for relationship in mapper.relationships:
-        if relationship.direction is MANYTOONE and attrs[relationship.key].history.has_changes():
-            keys.update(_keys_of_columns(mapper, relationship.local_columns))
-    return keys
-
-
-def _keys_of_columns(mapper: Mapper[Any], columns: Iterable[Any]) -> set[str]:
-    keys = set()
-    for column in columns:
-        with suppress(UnmappedColumnError):  # a column the mapper leaves out
-            keys.add(mapper.get_property_by_column(column).key)
-    return keys
-
-
-def _generated_on_update(mapper: Mapper[Any], changed: set[str]) -> set[str]:
-    """Columns an UPDATE writes although nobody assigned them: Python or SQL
-    ``onupdate`` defaults of the tables being updated, and the version counter."""
-    tables = {mapper.column_attrs[key].columns[0].table for key in changed}
-    generated = {
-        prop.key
-        for prop in mapper.column_attrs
-        if isinstance(column := prop.columns[0], Column)
-        and column.onupdate is not None
-        and column.table in tables
-    }
-    if mapper.version_id_col is not None:
-        generated |= _keys_of_columns(mapper, [mapper.version_id_col])
-    return generated - changed
-
-
-def _plan_update(flush: _Flush, connection: Connection, state: InstanceState[Any]) -> None:
-    """Record the columns the coming UPDATE writes, with their old values."""
-    _resolve_old_values(flush, [state], lambda _: connection)  # only what is still unknown
-    old_values = {}  # in the order of the mapper's columns
-    for key in column_keys(state.mapper):
-        history = state.attrs[key].history
-        if history.has_changes():
-            old_values[key] = history.deleted[0] if history.deleted else None
-    if not old_values:
-        return  # no net change: SQLAlchemy emits no UPDATE, Django-style receivers hear nothing
-    fetched = flush.fetched_old_values.get(state, {})
-    generated = _generated_on_update(state.mapper, set(old_values))
-    for key in column_keys(state.mapper):
-        if key in generated:
-            old_values[key] = state.dict[key] if key in state.dict else fetched.get(key)
-    flush.planned_updates[state] = old_values
-
-
 # -- inside the flush: mapper events -------------------------------------------------------
 # Each may run twice for one object (see MapperHooks.install), so each is idempotent.
 
 
 def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
     flush = _flush_of(state)
-    if flush is not None:
-        flush.raise_failure()
+    if flush is None:
+        return
+    flush.raise_failure()
+    if flush.listens("save", state.class_) and state not in flush.announced_saves:
+        # Added during the flush (by another before_flush listener, say).
+        _send_pre_save(flush, state, created=True)
 
 
 def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
@@ -370,13 +287,16 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
     if flush is None:
         return
     flush.raise_failure()
-    if not flush.listens("save", state.class_):
-        return
-    _resolve_old_values(flush, [state], lambda _: connection)
-    if state not in flush.announced_saves and _columns_to_write(state):
+    if not flush.listens("save", state.class_) or flush.announced_saves.get(state) is True:
+        return  # not listened to, or a row switch, reported as the insert it was asked as
+    connection_for = _connection_for(connection)
+    with_changes = post_save.is_listened_for(state.class_)
+    flush.old_values.resolve(connection_for, [state], with_changes)
+    if state not in flush.announced_saves and columns_to_write(state):
         # Written only because of the flush itself (a foreign key copied in).
         _send_pre_save(flush, state, created=False)
-    _plan_update(flush, connection, state)
+        flush.old_values.resolve(connection_for, [state], with_changes)
+    flush.planned_updates[state] = planned_update(state, flush.old_values)
 
 
 def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
@@ -388,22 +308,44 @@ def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceS
         # Found by the flush itself (a cascade from a delete-orphan's own children).
         _send_pre_delete(flush, state, origin=state.obj())
         if post_delete.is_listened_for(state.class_):
-            load_unloaded_columns(lambda _: connection, [state])
+            load_unloaded_columns(_connection_for(connection), [state])
 
 
 def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
     flush = _flush_of(state)
     if flush is not None and post_save.is_listened_for(state.class_):
-        flush.written[state] = _Saved(state.obj(), created=True, old_values={})
+        flush.written[state] = _Saved(state.obj(), created=True, old_values={}, new_values={})
 
 
 def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
     flush = _flush_of(state)
     if flush is None:
         return
+    if flush.announced_saves.get(state) is True:
+        _record_row_switch(flush, state)
+        return
     old_values = flush.planned_updates.get(state)
-    if old_values is not None and post_save.is_listened_for(state.class_):
-        flush.written[state] = _Saved(state.obj(), created=False, old_values=old_values)
+    if old_values and post_save.is_listened_for(state.class_):
+        new_values = {key: state.dict[key] for key in old_values if key in state.dict}
+        flush.written[state] = _Saved(state.obj(), False, old_values, new_values)
+
+
+def _record_row_switch(flush: _Flush, state: InstanceState[Any]) -> None:
+    """The program deleted a row and added an object with the same primary key;
+    SQLAlchemy wrote a single UPDATE. Report what the program asked for, as
+    Django would: the delete, then the insert."""
+    instance = state.obj()
+    key = state.mapper.identity_key_from_instance(instance)
+    replaced = flush.session.identity_map.get(key)
+    if replaced is not None:
+        replaced_state = instance_state(replaced)
+        if replaced_state in flush.announced_deletes and post_delete.is_listened_for(
+            replaced_state.class_
+        ):
+            origin = flush.announced_deletes[replaced_state]
+            flush.written[replaced_state] = _Deleted(replaced, origin)
+    if post_save.is_listened_for(state.class_):
+        flush.written[state] = _Saved(instance, created=True, old_values={}, new_values={})
 
 
 def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
@@ -411,6 +353,10 @@ def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceSt
     if flush is not None and post_delete.is_listened_for(state.class_):
         origin = flush.announced_deletes.get(state, state.obj())
         flush.written[state] = _Deleted(state.obj(), origin)
+
+
+def _connection_for(connection: Connection) -> Any:
+    return lambda _mapper: connection
 
 
 MapperHooks(
@@ -430,23 +376,51 @@ MapperHooks(
 # -- after the flush: post_save and post_delete ----------------------------------------------
 
 
-@event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
+def _current(session: Session, flush_context: UOWTransaction) -> _Flush | None:
     stack = session.info.get(_FLUSHES)
     if stack and stack[-1].flush_context is flush_context:
-        # Still inside the flush's own error handling: a kept pre_save failure
-        # that no mapper event raised (rows only of classes without receivers).
-        stack[-1].raise_failure()
+        return stack[-1]  # type: ignore[no-any-return]
+    return None
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
+    flush = _current(session, flush_context)
+    if flush is None:
+        return
+    # Still inside the flush's own error handling: a kept pre_save failure that
+    # no mapper event raised (the flush wrote rows of classes without receivers only).
+    flush.raise_failure()
+    _record_post_updates(flush)
+
+
+def _record_post_updates(flush: _Flush) -> None:
+    """Foreign keys SQLAlchemy wrote in a separate post-update statement, after
+    the rows, without mapper events: still an UPDATE of the row."""
+    for state, created in flush.announced_saves.items():
+        if created or not post_save.is_listened_for(state.class_):
+            continue
+        keys = post_updated_columns(state)
+        if not keys:
+            continue
+        saved = flush.written.get(state)
+        if not isinstance(saved, _Saved):
+            saved = flush.written[state] = _Saved(state.obj(), False, {}, {})
+        for key in keys:
+            history = state.attrs[key].history
+            saved.old_values[key] = history.deleted[0] if history.deleted else None
+            saved.new_values[key] = state.dict.get(key)
 
 
 @event.listens_for(Session, "after_flush_postexec")
 def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> None:
-    stack = session.info.get(_FLUSHES)
-    if not stack or stack[-1].flush_context is not flush_context:
+    flush = _current(session, flush_context)
+    if flush is None:
         return
-    flush = stack[-1]
+    stack = session.info[_FLUSHES]
     flush.dispatching = True
     try:
+        _load_generated_values(flush)
         with _receivers_may_flush(session):
             for written in flush.written.values():
                 if isinstance(written, _Saved):
@@ -457,6 +431,23 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
         del stack[stack.index(flush) :]
 
 
+def _load_generated_values(flush: _Flush) -> None:
+    """Values the database generated for the UPDATEs (a SQL ``onupdate``), which
+    SQLAlchemy expired: fetch them now, one query per class, before any receiver
+    runs and could change the instances."""
+    expired = {
+        instance_state(saved.instance): set(saved.old_values) - set(saved.new_values)
+        for saved in flush.written.values()
+        if isinstance(saved, _Saved)
+    }
+    for state, values in fetch_columns(session_connection(flush.session), expired).items():
+        saved = flush.written[state]
+        assert isinstance(saved, _Saved)
+        saved.new_values.update(values)
+        for key, value in values.items():  # as loading them on access would have
+            set_committed_value(saved.instance, key, value)
+
+
 @contextmanager
 def _receivers_may_flush(session: Session) -> Iterator[None]:
     """Let post_save receivers flush, as Django's ``create()`` writes at once.
@@ -464,7 +455,8 @@ def _receivers_may_flush(session: Session) -> Iterator[None]:
     The flush is complete when after_flush_postexec runs, except for ending its
     own subtransaction; only the ``_flushing`` flag still refuses a new flush (and
     autoflush). A receiver's flush nests cleanly: it opens and closes a
-    subtransaction of its own and sends its own signals.
+    subtransaction of its own and sends its own signals. (Committing from a
+    receiver would end the transaction this flush still belongs to: don't.)
     """
     flushing = session._flushing
     session._flushing = False
@@ -476,13 +468,13 @@ def _receivers_may_flush(session: Session) -> Iterator[None]:
 
 def _send_post_save(flush: _Flush, saved: _Saved) -> None:
     instance = saved.instance
-    changes = {key: (old, getattr(instance, key)) for key, old in saved.old_values.items()}
+    changes = {key: (old, saved.new_values.get(key, old)) for key, old in saved.old_values.items()}
     post_save.send(
         type(instance),
         instance=instance,
         created=saved.created,
         raw=flush.raw,
-        using=flush.using(inspect(instance).mapper),
+        using=flush.using(instance_state(instance).mapper),
         update_fields=None if saved.created else frozenset(saved.old_values),
         changes=changes,
         session=flush.session,
@@ -494,7 +486,7 @@ def _send_post_delete(flush: _Flush, deleted: _Deleted) -> None:
     post_delete.send(
         type(instance),
         instance=instance,
-        using=flush.using(inspect(instance).mapper),
+        using=flush.using(instance_state(instance).mapper),
         origin=deleted.origin,
         session=flush.session,
     )

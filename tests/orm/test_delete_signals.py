@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from sa_signals import post_delete, post_save, pre_delete, pre_save
@@ -150,3 +152,34 @@ def test_pre_delete_and_post_delete_are_sent_in_order(session: Session, listen: 
 def stored_products(engine: Engine) -> list[str]:
     with Session(engine) as session:
         return list(session.scalars(select(OrderLine.product).order_by(OrderLine.product)))
+
+
+def test_an_orphan_gets_no_pre_save_even_when_only_save_receivers_listen(
+    session: Session, listen: Listen
+) -> None:
+    order = an_order_with_lines(session, "pen")
+    pen = order.lines[0]
+    saves = listen(pre_save, sender=OrderLine), listen(post_save, sender=OrderLine)
+
+    order.lines.remove(pen)
+    session.commit()
+
+    assert saves[0].calls == saves[1].calls == []
+
+
+def test_an_orphan_that_left_the_session_is_left_alone(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    shipment = Shipment(carrier="UPS", parcels=[Parcel(weight=1), Parcel(weight=2)])
+    session.add(shipment)
+    session.commit()
+    listen(pre_delete)  # any delete receiver at all
+    light = shipment.parcels[0]
+    shipment.parcels.remove(light)
+    session.expunge(light)
+
+    with pytest.warns(SAWarning, match="not in session"):  # SQLAlchemy's own word
+        session.commit()
+
+    with Session(engine) as other:
+        assert len(other.scalars(select(Parcel)).all()) == 2

@@ -153,3 +153,14 @@ def test_the_receivers_traceback_is_kept(session: Session, listen: Listen) -> No
         session.flush()
     assert "fail" in [entry.name for entry in raised.traceback]
     session.rollback()
+
+
+def test_a_failed_flush_leaves_nothing_behind_in_the_session(
+    session: Session, listen: Listen
+) -> None:
+    listen(pre_save, sender=Order).side_effect = fail
+    session.add(Order(reference="refused"))
+    with pytest.raises(ReceiverFailed):
+        session.flush()
+    session.rollback()
+    assert not session.info.get("sa_signals.flushes")

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
-from sa_signals import ModelSignal, post_save, pre_save
+from sa_signals import ModelSignal, post_delete, post_save, pre_save
 from tests.conftest import Recorder
 from tests.models import (
     AuditEntry,
@@ -22,8 +23,11 @@ from tests.models import (
     Order,
     OrderLine,
     Parcel,
+    Part,
     Profile,
+    Record,
     Shipment,
+    Widget,
 )
 
 Listen = Callable[..., Recorder]
@@ -339,3 +343,156 @@ def test_connecting_for_a_class_that_is_not_mapped_fails_at_once() -> None:
 
 def test_model_signals_are_model_signals() -> None:
     assert isinstance(post_save, ModelSignal)
+
+
+# -- what the flush decides on its own ---------------------------------------------------
+
+
+def test_pre_save_and_post_save_agree_on_update_fields(session: Session, listen: Listen) -> None:
+    document = Document(title="Draft")
+    session.add(document)
+    session.commit()
+    before, after = listen(pre_save, sender=Document), listen(post_save, sender=Document)
+
+    document.title = "Final"
+    session.commit()
+
+    assert before.calls[0]["update_fields"] == after.calls[0]["update_fields"]
+
+
+def test_changes_hold_the_values_written_even_when_a_receiver_changes_them_later(
+    session: Session, listen: Listen
+) -> None:
+    first, second = Order(reference="A-1"), Order(reference="A-2")
+    session.add_all([first, second])
+    session.flush()
+    first.status = second.status = "paid"
+
+    def meddle(instance: Order, **kwargs: Any) -> None:
+        (second if instance is first else first).status = "meddled"
+
+    saved = listen(post_save, sender=Order)
+    saved.side_effect = meddle
+    session.flush()
+
+    assert [call["changes"]["status"] for call in saved.calls[:2]] == [("new", "paid")] * 2
+
+
+def test_values_the_database_generates_are_fetched_in_one_query_per_class(
+    session: Session, listen: Listen, statements: list[str]
+) -> None:
+    documents = [Document(title=f"Draft {n}") for n in range(20)]
+    session.add_all(documents)
+    session.commit()
+    for document in documents:
+        assert document.title  # loaded: no old value to fetch
+    saved = listen(post_save, sender=Document)
+
+    for document in documents:
+        document.title += " (final)"
+    statements.clear()
+    session.flush()
+
+    selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert len(selects) <= 1  # edited_at, set by the database, is read back once
+    assert all(call["changes"]["edited_at"][1] is not None for call in saved.calls)
+
+
+def test_reassigning_the_same_related_object_after_a_commit_sends_nothing(
+    session: Session, listen: Listen
+) -> None:
+    customer = Customer(name="Ada")
+    order = Order(reference="A-1", customer=customer)
+    session.add(order)
+    session.commit()  # everything expired
+    saved = listen(pre_save, sender=Order), listen(post_save, sender=Order)
+
+    order.customer = customer
+    session.commit()
+
+    assert saved[0].calls == saved[1].calls == []
+
+
+def test_flag_modified_still_forces_an_update_which_is_reported(
+    session: Session, listen: Listen
+) -> None:
+    document = Document(title="Draft")
+    session.add(document)
+    session.commit()
+    assert document.version == 1
+    saved = listen(post_save, sender=Document)
+
+    flag_modified(document, "title")  # the documented way to force an UPDATE
+    session.commit()
+
+    assert document.version == 2
+    (call,) = saved.calls
+    assert call["changes"]["title"] == ("Draft", "Draft")
+
+
+def test_an_object_added_by_another_before_flush_listener_gets_pre_save(
+    session: Session, listen: Listen
+) -> None:
+    def audit(session: Session, flush_context: Any, instances: Any) -> None:
+        if any(isinstance(instance, Order) for instance in session.new):
+            session.add(AuditEntry(action="order placed"))
+
+    event.listen(session, "before_flush", audit)  # runs after sa-signals' own
+    before, after = listen(pre_save, sender=AuditEntry), listen(post_save, sender=AuditEntry)
+    session.add(Order(reference="A-1"))
+    session.flush()
+
+    assert len(before.calls) == len(after.calls) == 1
+
+
+def test_a_foreign_key_written_by_a_post_update_is_reported(
+    session: Session, listen: Listen
+) -> None:
+    widget, spare, favorite = Widget(name="w"), Part(), Part()
+    session.add_all([widget, spare, favorite])
+    session.commit()
+    before, after = listen(pre_save, sender=Widget), listen(post_save, sender=Widget)
+
+    widget.favorite = favorite
+    session.commit()
+
+    assert before.calls[0]["update_fields"] == frozenset({"favorite_id"})
+    (call,) = after.calls
+    assert call["update_fields"] == frozenset({"favorite_id"})
+    assert call["changes"] == {"favorite_id": (None, favorite.id)}
+
+
+def test_a_version_counter_the_application_maintains_is_not_reported_unless_written(
+    session: Session, listen: Listen
+) -> None:
+    record = Record(title="a", revision="r1")
+    session.add(record)
+    session.commit()
+    saved = listen(post_save, sender=Record)
+
+    record.title = "b"
+    session.commit()
+
+    assert saved.calls[0]["update_fields"] == frozenset({"title"})
+
+
+def test_a_delete_and_an_add_of_the_same_key_are_reported_as_the_program_asked(
+    session: Session, listen: Listen
+) -> None:
+    old = Order(id=1, reference="old")
+    session.add(old)
+    session.commit()
+    heard: list[tuple[str, Any, Any]] = []
+    listen(post_delete, sender=Order).side_effect = lambda instance, **kwargs: heard.append(
+        ("post_delete", instance, None)
+    )
+    listen(post_save, sender=Order).side_effect = lambda instance, created, **kwargs: heard.append(
+        ("post_save", instance, created)
+    )
+
+    session.delete(old)
+    new = Order(id=1, reference="new")
+    session.add(new)
+    session.commit()  # SQLAlchemy writes one UPDATE: a "row switch"
+
+    assert heard == [("post_delete", old, None), ("post_save", new, True)]

@@ -1,0 +1,219 @@
+"""Which columns an UPDATE writes, and what they held before.
+
+SQLAlchemy works this out inside the flush and keeps none of it: it compares each
+attribute with its committed value, copies foreign keys from related objects,
+adds ``onupdate`` defaults and the version counter. ``update_fields`` and
+``changes`` must say the same thing, so this module predicts it before the flush
+(for ``pre_save``) and records it right before the UPDATE (for ``post_save``).
+
+Old values SQLAlchemy does not hold are fetched, one query per class:
+
+* a column assigned while expired (the normal case after ``commit()``) has no
+  old value in its history, and SQLAlchemy writes it even when unchanged. Its
+  fetched value is recorded as the committed one, so that history, the UPDATE
+  and the signals all agree, and a same-value assignment writes nothing;
+* a column whose old value is unknown for another reason (``flag_modified()``,
+  or a deferred column assigned without being loaded) is fetched for ``changes``
+  only: SQLAlchemy writes it regardless, which ``flag_modified()`` exists for;
+* the foreign key behind a many-to-one that was reassigned, when it is not
+  loaded, so that assigning the same related object again is seen as no change;
+* a generated column (``onupdate``, version) not loaded, for ``changes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, inspect
+from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, RelationshipProperty
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import UnmappedColumnError
+from sqlalchemy.orm.interfaces import MANYTOONE
+
+from sa_signals.orm.columns import ConnectionFor, column_keys, fetch_columns
+
+__all__ = [
+    "OldValues",
+    "columns_to_write",
+    "generated_on_update",
+    "planned_update",
+    "post_updated_columns",
+]
+
+
+def _changed_columns(state: InstanceState[Any]) -> set[str]:
+    attrs = state.attrs
+    return {key for key in column_keys(state.mapper) if attrs[key].history.has_changes()}
+
+
+def columns_to_write(state: InstanceState[Any]) -> set[str]:
+    """The column attributes an UPDATE of ``state`` would write as things stand:
+    those with a net change, the foreign keys of many-to-one relationships that
+    now point elsewhere, and the generated columns that come with them."""
+    changed = _changed_columns(state)
+    for relationship in _many_to_ones(state.mapper):
+        changed |= _foreign_keys_to_change(state, relationship)
+    if not changed:
+        return changed  # no UPDATE at all, so no generated column either
+    return changed | generated_on_update(state.mapper, changed)
+
+
+def generated_on_update(mapper: Mapper[Any], changed: set[str]) -> set[str]:
+    """Columns an UPDATE writes although nobody assigned them: Python or SQL
+    ``onupdate`` defaults of the tables being updated, and the version counter
+    SQLAlchemy maintains (whose table is then always updated too)."""
+    tables = {mapper.column_attrs[key].columns[0].table for key in changed}
+    generated = set()
+    if mapper.version_id_col is not None and mapper.version_id_generator is not False:
+        generated |= _keys_of_columns(mapper, [mapper.version_id_col])
+        tables.add(mapper.version_id_col.table)
+    generated |= {
+        prop.key
+        for prop in mapper.column_attrs
+        if isinstance(column := prop.columns[0], Column)
+        and column.onupdate is not None
+        and column.table in tables
+    }
+    return generated - changed
+
+
+def planned_update(state: InstanceState[Any], old_values: OldValues) -> dict[str, Any]:
+    """Right before the UPDATE: each column it writes, with its old value (empty
+    when nothing changed, and SQLAlchemy writes nothing)."""
+    changed = _changed_columns(state)
+    if not changed:
+        return {}
+    fetched = old_values.for_changes.get(state, {})
+    planned = {}
+    for key in column_keys(state.mapper):  # in the mapper's column order
+        if key in changed:
+            history = state.attrs[key].history
+            planned[key] = history.deleted[0] if history.deleted else fetched.get(key)
+    for key in generated_on_update(state.mapper, changed):
+        planned[key] = state.dict[key] if key in state.dict else fetched.get(key)
+    return planned
+
+
+# -- many-to-one relationships and their foreign keys -------------------------------------
+
+
+def _many_to_ones(mapper: Mapper[Any]) -> list[RelationshipProperty[Any]]:
+    return [r for r in mapper.relationships if r.direction is MANYTOONE and not r.viewonly]
+
+
+def _keys_of_columns(mapper: Mapper[Any], columns: Iterable[Any]) -> set[str]:
+    keys = set()
+    for column in columns:
+        with suppress(UnmappedColumnError):  # a column the mapper leaves out
+            keys.add(mapper.get_property_by_column(column).key)
+    return keys
+
+
+def _foreign_keys_to_change(
+    state: InstanceState[Any], relationship: RelationshipProperty[Any]
+) -> set[str]:
+    """The foreign key attributes a reassigned many-to-one will change: none when
+    it points to the row it pointed to already."""
+    history = state.attrs[relationship.key].history
+    if not history.has_changes():
+        return set()
+    mapper = state.mapper
+    target = history.added[0] if history.added else None
+    expected = _key_values_of(relationship, target)
+    keys = set()
+    for local, _ in relationship.local_remote_pairs:
+        for key in _keys_of_columns(mapper, [local]):
+            if expected is None or key not in state.dict or state.dict[key] != expected[local]:
+                keys.add(key)
+    return keys
+
+
+def _key_values_of(relationship: RelationshipProperty[Any], target: Any) -> dict[Any, Any] | None:
+    """The values the foreign key columns take for ``target``, or ``None`` when
+    not known before the flush (a target not inserted yet)."""
+    if target is None:
+        return {local: None for local, _ in relationship.local_remote_pairs}
+    target_state = inspect(target)
+    identity = target_state.identity
+    if identity is None:
+        return None
+    primary_key = list(target_state.mapper.primary_key)
+    values = {}
+    for local, remote in relationship.local_remote_pairs:
+        if remote not in primary_key:
+            return None
+        values[local] = identity[primary_key.index(remote)]
+    return values
+
+
+def _unloaded_foreign_keys(state: InstanceState[Any]) -> set[str]:
+    keys = set()
+    for relationship in _many_to_ones(state.mapper):
+        if state.attrs[relationship.key].history.has_changes():
+            locals_ = [local for local, _ in relationship.local_remote_pairs]
+            keys |= _keys_of_columns(state.mapper, locals_)
+    return {key for key in keys if key not in state.dict}
+
+
+def post_updated_columns(state: InstanceState[Any]) -> set[str]:
+    """Foreign keys written by SQLAlchemy's separate post-update statement
+    (``relationship(post_update=True)``), which fires no mapper event; asked
+    after the statements ran, while the history is still there."""
+    keys = set()
+    for relationship in _many_to_ones(state.mapper):
+        if relationship.post_update:
+            locals_ = [local for local, _ in relationship.local_remote_pairs]
+            keys |= _keys_of_columns(state.mapper, locals_)
+    return {key for key in keys if state.attrs[key].history.has_changes()}
+
+
+# -- fetching what is not known -------------------------------------------------------------
+
+
+@dataclass
+class OldValues:
+    """Old values fetched during one flush, for ``changes`` only."""
+
+    for_changes: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(
+        self,
+        connection_for: ConnectionFor,
+        states: Iterable[InstanceState[Any]],
+        with_changes: bool,
+    ) -> None:
+        """Fetch what SQLAlchemy does not know of the rows about to be updated (see
+        the module docstring); ``with_changes`` when post_save will report them."""
+        to_record: dict[InstanceState[Any], set[str]] = {}
+        to_load: dict[InstanceState[Any], set[str]] = {}
+        to_show: dict[InstanceState[Any], set[str]] = {}
+        for state in states:
+            if state.key is None:
+                continue
+            unknown = {k for k, v in state.committed_state.items() if v is NO_VALUE}
+            unknown &= set(column_keys(state.mapper))
+            to_record[state] = unknown & state.expired_attributes
+            to_load[state] = _unloaded_foreign_keys(state)
+            if with_changes:
+                known = self.for_changes.get(state, {})
+                unloaded = {key for key in columns_to_write(state) if key not in state.dict}
+                to_show[state] = ((unknown - to_record[state]) | unloaded) - set(known)
+        wanted = {
+            state: to_record[state] | to_load[state] | to_show.get(state, set())
+            for state in to_record
+        }
+        for state, values in fetch_columns(connection_for, wanted).items():
+            instance = state.obj()
+            for key, value in values.items():
+                if key in to_record[state]:
+                    # committed_state holds the value before the pending change;
+                    # SQLAlchemy's history and its UPDATE compare against it. No
+                    # public API sets it and keeps the pending value.
+                    state.committed_state[key] = value
+                elif key in to_load[state]:
+                    set_committed_value(instance, key, value)
+                else:
+                    self.for_changes.setdefault(state, {})[key] = value
