@@ -7,17 +7,33 @@ model signals is installed for every session.
 
 from sa_signals import orm as _orm  # noqa: F401  (installs the bridge)
 from sa_signals.dispatch import Signal, receiver
-from sa_signals.signals import ModelSignal, post_delete, post_save, pre_delete, pre_save
+from sa_signals.signals import (
+    ModelSignal,
+    m2m_changed,
+    post_bulk_update,
+    post_delete,
+    post_init,
+    post_save,
+    pre_bulk_update,
+    pre_delete,
+    pre_init,
+    pre_save,
+)
 from sa_signals.switches import raw_mode, signals_disabled
 from sa_signals.transaction import on_commit
 
 __all__ = [
     "ModelSignal",
     "Signal",
+    "m2m_changed",
     "on_commit",
+    "post_bulk_update",
     "post_delete",
+    "post_init",
     "post_save",
+    "pre_bulk_update",
     "pre_delete",
+    "pre_init",
     "pre_save",
     "raw_mode",
     "receiver",

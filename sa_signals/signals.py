@@ -13,13 +13,25 @@ from collections.abc import Hashable
 from typing import Any, TypeVar
 
 import blinker
-from sqlalchemy import inspect
+from sqlalchemy import Table, inspect
 from sqlalchemy.orm import Mapper
 
 from sa_signals.dispatch import Receiver, Signal, describe
 from sa_signals.transaction import defer
 
-__all__ = ["ModelSignal", "post_delete", "post_save", "pre_delete", "pre_save"]
+__all__ = [
+    "AssociationSignal",
+    "ModelSignal",
+    "m2m_changed",
+    "post_bulk_update",
+    "post_delete",
+    "post_init",
+    "post_save",
+    "pre_bulk_update",
+    "pre_delete",
+    "pre_init",
+    "pre_save",
+]
 
 F = TypeVar("F", bound=Receiver)
 
@@ -68,6 +80,38 @@ class ModelSignal(Signal):
             )
 
 
+class AssociationSignal(ModelSignal):
+    """A signal about many-to-many collections: its sender is the association
+    ``Table`` of a ``relationship(secondary=...)``, as Django's is the through model."""
+
+    def _check_sender(self, sender: Any, receiver: Receiver) -> None:
+        if not isinstance(sender, Table):
+            raise TypeError(
+                f"Cannot connect {describe(receiver)} for sender {sender!r}: m2m_changed is "
+                "sent by the association Table of a relationship(secondary=...)."
+            )
+
+
+pre_init = ModelSignal(
+    doc="""Sent when a mapped class's constructor is called, before it runs.
+
+    Keyword arguments: ``sender, args, kwargs, session`` (``None``). Changing
+    ``kwargs`` changes what the constructor receives.
+    """,
+    deferrable=False,
+)
+
+post_init = ModelSignal(
+    doc="""Sent after a mapped class's constructor has run, and after an instance is
+    loaded from the database (once per loaded instance, not when an expired one
+    is refreshed).
+
+    Keyword arguments: ``sender, instance, session`` (the loading session, or
+    ``None`` for a constructor call).
+    """,
+    deferrable=False,
+)
+
 pre_save = ModelSignal(
     doc="""Sent at flush, before an instance's INSERT or UPDATE.
 
@@ -99,5 +143,32 @@ post_delete = ModelSignal(
 
     Keyword arguments: ``sender, instance, using, origin, session``. Every column
     value the instance had can still be read.
+    """
+)
+
+m2m_changed = AssociationSignal(
+    doc="""Sent at flush around the INSERT and DELETE of a many-to-many
+    collection's association rows.
+
+    Keyword arguments: ``sender`` (the association ``Table``), ``instance`` (whose
+    collection changed), ``action`` (``pre_add``, ``post_add``, ``pre_remove``,
+    ``post_remove``, ``pre_clear``, ``post_clear``), ``reverse``, ``model`` (the
+    class on the other side), ``pk_set``, ``using``, ``objects``, ``session``.
+    """
+)
+
+pre_bulk_update = ModelSignal(
+    doc="""Sent before an ORM-enabled ``update()`` statement runs.
+
+    Keyword arguments: ``sender, statement, pks, session``; ``pks`` is the list of
+    primary keys for the by-primary-key form, ``None`` for the ``WHERE`` form.
+    """
+)
+
+post_bulk_update = ModelSignal(
+    doc="""Sent after an ORM-enabled ``update()`` statement ran.
+
+    Keyword arguments: ``sender, statement, pks, session``; ``pks`` is the list of
+    primary keys of exactly the rows the statement updated.
     """
 )

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, String, func
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric, String, Table, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -42,6 +42,14 @@ class Profile(Base):
     customer: Mapped[Customer] = relationship(back_populates="profile")
 
 
+order_tag = Table(
+    "order_tag",
+    Base.metadata,
+    Column("order_id", ForeignKey("orders.id"), primary_key=True),
+    Column("tag_id", ForeignKey("tag.id"), primary_key=True),
+)
+
+
 class Order(Base):
     __tablename__ = "orders"
 
@@ -55,6 +63,18 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
     )
+    tags: Mapped[list[Tag]] = relationship(secondary=order_tag, back_populates="orders")
+
+
+class Tag(Base):
+    """The other side of Order.tags: a back_populates pair, forward on Order's
+    side since its join uses the association table's first column."""
+
+    __tablename__ = "tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    orders: Mapped[list[Order]] = relationship(secondary=order_tag, back_populates="tags")
 
 
 class OrderLine(Base):
@@ -115,6 +135,10 @@ class Manager(Employee):
     budget: Mapped[int] = mapped_column(default=0)
     __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "manager"}
 
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("budget", 100)
+        super().__init__(**kwargs)  # Employee's constructor: one instance, not two
+
 
 class Document(Base):
     """Optimistic locking: every UPDATE also writes the version counter."""
@@ -159,3 +183,55 @@ class Record(Base):
         "version_id_col": revision,
         "version_id_generator": False,
     }
+
+
+article_label = Table(
+    "article_label",
+    Base.metadata,
+    Column("label_id", ForeignKey("label.id"), primary_key=True),
+    Column("article_id", ForeignKey("article.id"), primary_key=True),
+)
+
+
+class Label(Base):
+    """Declares ``backref=``: Label's side is forward, Article.labels reverse."""
+
+    __tablename__ = "label"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    articles: Mapped[list[Article]] = relationship(secondary=article_label, backref="labels")
+
+
+class Article(Base):
+    __tablename__ = "article"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+friendship = Table(
+    "friendship",
+    Base.metadata,
+    Column("befriended_id", ForeignKey("person.id"), primary_key=True),
+    Column("friend_id", ForeignKey("person.id"), primary_key=True),
+)
+
+
+class Person(Base):
+    """Self-referential many-to-many: ``befriended_by`` joins on the table's first
+    column, so it is the forward side, whatever the declaration order."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    friends: Mapped[list[Person]] = relationship(
+        secondary=friendship,
+        primaryjoin=lambda: Person.id == friendship.c.friend_id,
+        secondaryjoin=lambda: Person.id == friendship.c.befriended_id,
+        back_populates="befriended_by",
+    )
+    befriended_by: Mapped[list[Person]] = relationship(
+        secondary=friendship,
+        primaryjoin=lambda: Person.id == friendship.c.befriended_id,
+        secondaryjoin=lambda: Person.id == friendship.c.friend_id,
+        back_populates="friends",
+    )

@@ -4,6 +4,6 @@ Importing this package installs the session-level listeners; mapper-level ones
 follow the receivers (see ``sa_signals.orm.hooks``).
 """
 
-from sa_signals.orm import flush
+from sa_signals.orm import bulk, flush, instance
 
-__all__ = ["flush"]
+__all__ = ["bulk", "flush", "instance"]

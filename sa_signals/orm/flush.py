@@ -1,4 +1,4 @@
-"""pre_save, post_save, pre_delete and post_delete, from SQLAlchemy's flush.
+"""pre_save, post_save, pre_delete, post_delete (and m2m_changed), from the flush.
 
 Where each is sent, and why there:
 
@@ -40,13 +40,14 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sa_signals.orm.columns import fetch_columns, load_unloaded_columns, session_connection
 from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
 from sa_signals.orm.hooks import MapperHooks
+from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
     columns_to_write,
     planned_update,
     post_updated_columns,
 )
-from sa_signals.signals import post_delete, post_save, pre_delete, pre_save
+from sa_signals.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from sa_signals.switches import is_raw, signals_enabled
 
 __all__: list[str] = []
@@ -94,10 +95,14 @@ class _Flush:
     old_values: OldValues = field(default_factory=OldValues)
     # what was written, in the order it was written; keyed so recording is idempotent
     written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
+    collections: CollectionChanges = field(init=False)
     failure: Exception | None = None
     dispatching: bool = False
     _binds: dict[Mapper[Any], Any] = field(default_factory=dict)
     _listening: dict[tuple[str, type], bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.collections = CollectionChanges(self.session, self.using)
 
     def listens(self, family: str, cls: type) -> bool:
         """Whether any receiver of the family (``"save"``, ``"delete"``) hears ``cls``;
@@ -144,7 +149,7 @@ def _forget_failed_flushes(session: Session) -> None:
 
 
 def _any_receivers() -> bool:
-    return any(signal.receivers for signal in (*_SAVE_SIGNALS, *_DELETE_SIGNALS))
+    return any(signal.receivers for signal in (*_SAVE_SIGNALS, *_DELETE_SIGNALS, m2m_changed))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -177,16 +182,17 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
             delete_orphans(session)
         saves = _saves_to_announce(flush, only)
         deletes = _deletes_to_announce(flush, only)
-        if not saves and not deletes:
-            break
         for state, created in saves:
             _send_pre_save(flush, state, created)
         for state, origin in deletes:
             _send_pre_delete(flush, state, origin)
+        collections = flush.collections.announce(only)
+        if not saves and not deletes and not collections:
+            break
     else:
         raise RuntimeError(
-            f"pre_save/pre_delete receivers changed objects in each of {_MAX_ROUNDS} rounds "
-            "of one flush; is a receiver modifying a different object every time?"
+            f"pre_* receivers changed objects in each of {_MAX_ROUNDS} rounds of one flush; "
+            "is a receiver modifying a different object every time?"
         )
     # post_delete receivers read every column; once the row is gone, an expired
     # one could never be loaded again.
@@ -427,6 +433,7 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
                     _send_post_save(flush, written)
                 else:
                     _send_post_delete(flush, written)
+            flush.collections.send_post()  # association rows are written last
     finally:
         del stack[stack.index(flush) :]
 

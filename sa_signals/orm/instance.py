@@ -1,0 +1,95 @@
+"""pre_init and post_init.
+
+``pre_init`` is SQLAlchemy's instance ``init`` event, which fires before the
+constructor body with the caller's own ``kwargs`` dict (changing it changes the
+construction, as in Django).
+
+``post_init`` has no SQLAlchemy event after a constructor, so the class's
+instrumented ``__init__`` is wrapped, and the signal sent once the outermost
+constructor call returns (a subclass calling ``super().__init__()`` constructs
+one instance, not two). On a load from the database it is the ``load`` event,
+which fires once per instance created from a row; an identity-map hit or the
+refresh of an expired instance is no new instance, and sends nothing.
+
+Both are installed only for classes with receivers (every mapped class, once a
+receiver listens to any sender): a class nobody listens to is constructed and
+loaded exactly as without sa-signals.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper, QueryContext
+
+from sa_signals.orm.hooks import MapperHooks, existing_mappers
+from sa_signals.signals import post_init, pre_init
+
+__all__: list[str] = []
+
+
+def _send_pre_init(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    pre_init.send(type(target), args=args, kwargs=kwargs, session=None)
+
+
+def _send_post_init_on_load(target: Any, context: QueryContext) -> None:
+    post_init.send(type(target), instance=target, session=context.session)
+
+
+MapperHooks({"init": _send_pre_init}, signals=[pre_init])
+MapperHooks({"load": _send_post_init_on_load}, signals=[post_init], restore_load_context=True)
+
+
+class _Constructors:
+    """Wraps the constructors of the classes ``post_init`` receivers listen to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wrapped: weakref.WeakSet[type] = weakref.WeakSet()
+        self._everywhere = False
+        post_init.receiver_connected.connect(self._receiver_connected, weak=False)
+
+    def _receiver_connected(self, _signal: Any, *, sender: Any, **_: Any) -> None:
+        if sender is not None:
+            self.wrap(inspect(sender))
+            return
+        with self._lock:
+            if self._everywhere:
+                return
+            self._everywhere = True
+            # Mappers made later are wrapped as they are made, before any instance.
+            event.listen(Mapper, "after_mapper_constructed", self._mapper_constructed)
+        for mapper in existing_mappers():
+            self.wrap(mapper)
+
+    def _mapper_constructed(self, mapper: Mapper[Any], cls: type) -> None:
+        self.wrap(mapper)
+
+    def wrap(self, mapper: Mapper[Any]) -> None:
+        cls = mapper.class_
+        with self._lock:
+            if cls in self._wrapped:
+                return
+            self._wrapped.add(cls)
+            cls.__init__ = _sending_post_init(cls.__init__)
+
+
+def _sending_post_init(instrumented_init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(instrumented_init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # SQLAlchemy gives an instance its state at the start of the outermost
+        # constructor call; a nested one (super().__init__) finds it there.
+        outermost = inspect(self, raiseerr=False) is None
+        instrumented_init(self, *args, **kwargs)
+        if outermost:
+            post_init.send(type(self), instance=self, session=None)
+
+    return __init__
+
+
+_Constructors()

@@ -1,0 +1,221 @@
+"""ORM-enabled bulk statements: DELETE sends pre_delete/post_delete per row, as
+Django's QuerySet.delete(); UPDATE sends pre_bulk_update/post_bulk_update with
+the keys of exactly the rows it updated; INSERT sends nothing, as bulk_create()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete, event, insert, select, update
+from sqlalchemy.orm import Session
+
+from sa_signals import (
+    post_bulk_update,
+    post_delete,
+    post_save,
+    pre_bulk_update,
+    pre_delete,
+    pre_save,
+    signals_disabled,
+)
+from tests.conftest import Recorder
+from tests.models import Order
+
+Listen = Callable[..., Recorder]
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    executed: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement != "BEGIN":  # the SQLite SAVEPOINT recipe's own
+            executed.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield executed
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def orders(session: Session) -> list[Order]:
+    orders = [Order(reference=f"A-{n}", status="new" if n < 3 else "paid") for n in range(5)]
+    session.add_all(orders)
+    session.commit()
+    return orders
+
+
+def references(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(session.scalars(select(Order.reference)))
+
+
+# -- DELETE ---------------------------------------------------------------------------------
+
+
+def test_a_bulk_delete_sends_the_delete_signals_for_each_row(
+    session: Session, engine: Engine, listen: Listen, orders: list[Order]
+) -> None:
+    before, after = listen(pre_delete, sender=Order), listen(post_delete, sender=Order)
+    seen = []
+    after.side_effect = lambda instance, **kwargs: seen.append(instance.reference)
+    statement = delete(Order).where(Order.status == "new")
+
+    result = session.execute(statement)
+    session.commit()
+
+    assert result.rowcount == 3  # type: ignore[attr-defined]
+    assert sorted(seen) == ["A-0", "A-1", "A-2"]  # columns readable after the row is gone
+    assert {id(call["instance"]) for call in before.calls} == {id(o) for o in orders[:3]}
+    assert all(call["origin"] is statement for call in before.calls + after.calls)
+    assert references(engine) == ["A-3", "A-4"]
+
+
+def test_rows_are_loaded_only_when_a_receiver_listens_to_the_model(
+    session: Session, listen: Listen, orders: list[Order], statements: list[str]
+) -> None:
+    listen(post_save, sender=Order)  # not a delete receiver
+    session.execute(delete(Order).where(Order.status == "new"))
+    assert [sql.split()[0] for sql in statements] == ["DELETE"]
+
+
+def test_a_deferred_delete_receiver_hears_the_rows_after_the_commit(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    deferred = listen(post_delete, sender=Order, on_commit=True)
+    session.execute(delete(Order).where(Order.status == "paid"))
+    assert deferred.calls == []
+    session.commit()
+    assert len(deferred.calls) == 2
+
+
+def test_a_failing_pre_delete_keeps_every_row(
+    session: Session, engine: Engine, listen: Listen, orders: list[Order]
+) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise PermissionError("orders are never deleted")
+
+    listen(pre_delete, sender=Order).side_effect = refuse
+    with pytest.raises(PermissionError):
+        session.execute(delete(Order))
+    session.rollback()
+    assert len(references(engine)) == 5
+
+
+def test_the_legacy_query_delete_sends_them_too(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    deleted = listen(post_delete, sender=Order)
+    session.query(Order).filter(Order.status == "paid").delete()
+    assert len(deleted.calls) == 2
+
+
+# -- UPDATE ---------------------------------------------------------------------------------
+
+
+def test_a_bulk_update_reports_exactly_the_rows_it_updated(
+    session: Session, listen: Listen, orders: list[Order], backend: str, statements: list[str]
+) -> None:
+    before, after = listen(pre_bulk_update, sender=Order), listen(post_bulk_update, sender=Order)
+    statement = update(Order).where(Order.status == "new").values(status="cancelled")
+
+    result = session.execute(statement)
+
+    assert result.rowcount == 3  # type: ignore[attr-defined]
+    (pre,) = before.calls
+    assert pre["statement"] is statement
+    assert pre["pks"] is None  # the WHERE form: not known before it runs
+    assert pre["session"] is session
+    (post,) = after.calls
+    assert sorted(post["pks"]) == sorted(order.id for order in orders[:3])
+    if backend == "mariadb":  # no UPDATE ... RETURNING: the keys are read first
+        assert any(sql.startswith("SELECT") and "FOR UPDATE" in sql for sql in statements)
+    else:
+        assert any(sql.startswith("UPDATE") and "RETURNING" in sql for sql in statements)
+
+
+def test_a_bulk_update_matching_nothing_reports_no_rows(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    after = listen(post_bulk_update, sender=Order)
+    session.execute(update(Order).where(Order.status == "lost").values(status="found"))
+    assert after.calls[0]["pks"] == []
+
+
+def test_the_by_primary_key_form_knows_its_keys_beforehand(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    before, after = listen(pre_bulk_update, sender=Order), listen(post_bulk_update, sender=Order)
+    session.execute(
+        update(Order),
+        [{"id": orders[0].id, "status": "shipped"}, {"id": orders[1].id, "status": "shipped"}],
+    )
+    assert before.calls[0]["pks"] == after.calls[0]["pks"] == [orders[0].id, orders[1].id]
+
+
+def test_without_rowcounts_the_keys_whose_rows_exist_are_asked_for(
+    session: Session,
+    engine: Engine,
+    listen: Listen,
+    orders: list[Order],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Some drivers cannot count the rows of an executemany; SQLAlchemy then cannot
+    # tell that a key had no row, and sa-signals asks the database instead.
+    monkeypatch.setattr(engine.dialect, "supports_sane_multi_rowcount", False)
+    after = listen(post_bulk_update, sender=Order)
+    missing = max(order.id for order in orders) + 100
+    session.execute(
+        update(Order),
+        [{"id": orders[0].id, "status": "shipped"}, {"id": missing, "status": "shipped"}],
+    )
+    assert after.calls[0]["pks"] == [orders[0].id]
+
+
+def test_the_session_is_synchronised_as_sqlalchemy_would(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    listen(post_bulk_update, sender=Order)
+    session.execute(update(Order).where(Order.status == "new").values(status="cancelled"))
+    assert orders[0].status == "cancelled"
+
+
+def test_a_deferred_bulk_update_receiver_hears_it_after_the_commit(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    deferred = listen(post_bulk_update, sender=Order, on_commit=True)
+    session.execute(update(Order).values(status="archived"))
+    assert deferred.calls == []
+    session.commit()
+    assert len(deferred.calls[0]["pks"]) == 5
+
+
+def test_the_legacy_query_update_sends_them_too(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    after = listen(post_bulk_update, sender=Order)
+    session.query(Order).filter(Order.status == "paid").update({"status": "refunded"})
+    assert len(after.calls[0]["pks"]) == 2
+
+
+# -- opting out, and INSERT ------------------------------------------------------------------
+
+
+def test_a_statement_can_opt_out(
+    session: Session, listen: Listen, orders: list[Order], statements: list[str]
+) -> None:
+    deleted, updated = listen(pre_delete, sender=Order), listen(pre_bulk_update, sender=Order)
+    session.execute(update(Order).values(status="x"), execution_options={"sa_signals": False})
+    session.execute(delete(Order), execution_options={"sa_signals": False})
+    with signals_disabled(session):
+        session.execute(update(Order).values(status="y"))
+    assert deleted.calls == updated.calls == []
+    assert [sql.split()[0] for sql in statements] == ["UPDATE", "DELETE", "UPDATE"]
+
+
+def test_a_bulk_insert_sends_nothing_as_bulk_create(session: Session, listen: Listen) -> None:
+    saves = listen(pre_save, sender=Order), listen(post_save, sender=Order)
+    session.execute(insert(Order), [{"reference": "B-1"}, {"reference": "B-2"}])
+    assert saves[0].calls == saves[1].calls == []

@@ -1,0 +1,141 @@
+"""pre_init and post_init: around the constructor, and on each load from the database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sa_signals import post_init, pre_init
+from tests.conftest import Recorder
+from tests.models import Employee, Manager, Order
+
+Listen = Callable[..., Recorder]
+
+
+def test_pre_init_comes_before_the_constructor_with_its_arguments(listen: Listen) -> None:
+    seen = []
+    listen(pre_init, sender=Order).side_effect = lambda kwargs, **_: seen.append(dict(kwargs))
+    Order(reference="A-1", status="paid")
+    assert seen == [{"reference": "A-1", "status": "paid"}]
+
+
+def test_pre_init_may_change_what_the_constructor_gets(listen: Listen) -> None:
+    def default_status(kwargs: dict[str, Any], **_: Any) -> None:
+        kwargs.setdefault("status", "draft")
+
+    listen(pre_init, sender=Order).side_effect = default_status
+    assert Order(reference="A-1").status == "draft"
+
+
+def test_post_init_comes_after_the_constructor(listen: Listen) -> None:
+    seen = []
+    listen(post_init, sender=Order).side_effect = lambda instance, **_: seen.append(
+        instance.reference
+    )
+    order = Order(reference="A-1")
+    assert seen == ["A-1"]
+    assert order.reference == "A-1"
+
+
+def test_a_subclass_calling_super_init_is_constructed_once(listen: Listen) -> None:
+    before, after = listen(pre_init, sender=Manager), listen(post_init, sender=Manager)
+    of_employees = listen(post_init, sender=Employee)
+    boss = Manager(name="Grace")
+    assert len(before.calls) == 1
+    assert after.instances == [boss]
+    assert boss.budget == 100  # post_init saw the finished instance
+    assert of_employees.calls == []  # the sender is the exact class
+
+
+def test_post_init_is_sent_once_per_instance_loaded(session: Session, listen: Listen) -> None:
+    session.add_all([Order(reference="A-1"), Order(reference="A-2")])
+    session.commit()
+    session.expunge_all()
+    loaded = listen(post_init, sender=Order)
+
+    orders = session.scalars(select(Order).order_by(Order.reference)).all()
+    assert loaded.instances == orders
+    assert all(call["session"] is session for call in loaded.calls)
+
+    session.scalars(select(Order)).all()  # identity-map hits: no new instance
+    session.get(Order, orders[0].id)
+    session.expire(orders[0])
+    assert orders[0].reference == "A-1"  # a refresh: no new instance
+    assert len(loaded.calls) == 2
+
+
+def test_post_init_of_a_constructor_carries_no_session(listen: Listen) -> None:
+    constructed = listen(post_init, sender=Order)
+    Order(reference="A-1")
+    assert constructed.calls[0]["session"] is None
+
+
+def run_fresh(code: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_class_nobody_listens_to_keeps_sqlalchemys_constructor() -> None:
+    run_fresh(
+        """
+        from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+        import sa_signals
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Watched(Base):
+            __tablename__ = "watched"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        class Ignored(Base):
+            __tablename__ = "ignored"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        plain = Ignored.__init__
+        seen = []
+        def receiver(instance, **kwargs):
+            seen.append(instance)
+        sa_signals.post_init.connect(receiver, sender=Watched)
+        assert Ignored.__init__ is plain
+        assert Watched.__init__ is not plain
+        watched = Watched()
+        assert seen == [watched]
+        """
+    )
+
+
+def test_any_sender_reaches_classes_mapped_before_and_after_connecting() -> None:
+    run_fresh(
+        """
+        from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+        import sa_signals
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Before(Base):
+            __tablename__ = "before"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        seen = []
+        def receiver(sender, **kwargs):
+            seen.append(sender)
+        sa_signals.post_init.connect(receiver)
+
+        class After(Base):
+            __tablename__ = "after"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        Before(); After()
+        assert seen == [Before, After], seen
+        """
+    )
