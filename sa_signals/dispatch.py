@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import blinker
 
+from sa_signals import _muting
 from sa_signals._await import run_to_completion
 
 __all__ = ["Signal", "receiver"]
@@ -275,7 +276,10 @@ class Signal(blinker.Signal):
         """Yield the live receivers a send by ``sender`` would call, in order."""
         if sender is blinker.ANY:
             sender = None
-        for target, weak, _ in self._routes_for(sender):
+        routes = self._routes_for(sender)
+        if _muting.active:
+            routes = _muting.without_muted(self, sender, routes)
+        for target, weak, _ in routes:
             receiver = target() if weak else target
             if receiver is not None:
                 yield receiver
@@ -326,6 +330,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if _muting.active:
+            routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
         named["signal"] = self
@@ -352,6 +358,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if _muting.active:
+            routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
         named["signal"] = self
@@ -382,6 +390,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if _muting.active:
+            routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
         named["signal"] = self
@@ -407,6 +417,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if _muting.active:
+            routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
         named["signal"] = self

@@ -24,13 +24,15 @@ transaction. They run when that transaction commits (sa-signals hears of it
 just before the COMMIT is sent, after every statement of the transaction
 succeeded), and are dropped when it rolls back, or when a SAVEPOINT of the
 connection that encloses them rolls back. A fixture that always rolls back
-therefore never runs them, as in Django's ``TestCase``. With
+therefore never runs them, as in Django's ``TestCase``:
+``sa_signals.testing.capture_on_commit_callbacks`` collects them instead. With
 ``join_transaction_mode="control_fully"`` the session's commit is the real one,
 and callbacks run right after it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import weakref
@@ -51,7 +53,7 @@ from sa_signals.dispatch import describe
 from sa_signals.orm.columns import load_unloaded_columns, session_connection
 from sa_signals.switches import sync_session_of
 
-__all__ = ["defer", "on_commit"]
+__all__ = ["Callback", "capturing", "defer", "on_commit", "run"]
 
 logger = logging.getLogger("sa_signals")
 
@@ -99,6 +101,8 @@ class _SessionQueues:
     snapshots: dict[SessionTransaction, dict[InstanceState[Any], dict[str, Any]]] = field(
         default_factory=dict
     )
+    # the capturing() blocks open on this session, each with what it collected
+    captures: list[list[Callback]] = field(default_factory=list)
 
 
 def _queues(session: Session) -> _SessionQueues:
@@ -158,19 +162,38 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         if state.persistent:  # a server-generated value not fetched yet: fetch it now
             load_unloaded_columns(session_connection(session), [state])
     callback = Callback(
-        lambda: receiver(**kwargs), robust=True, name=describe(receiver), instance=instance
+        functools.partial(receiver, **kwargs),
+        robust=True,
+        name=describe(receiver),
+        instance=instance,
     )
     _register(session, callback)
 
 
 def _register(session: Session, callback: Callback) -> None:
     queues = _queues(session)
+    for captured in queues.captures:
+        captured.append(callback)
     if not session.in_transaction():
         callback.run()
         return
     transaction = session.get_nested_transaction() or session.get_transaction()
     assert transaction is not None
     queues.waiting.setdefault(transaction, []).append(callback)
+
+
+@contextmanager
+def capturing(session: Session | AsyncSession) -> Iterator[list[Callback]]:
+    """Collect, in a list that grows as they come, the callbacks (and deferred
+    receivers) registered on ``session`` within the block. They still wait for
+    their commit as usual; see ``sa_signals.testing.capture_on_commit_callbacks``."""
+    queues = _queues(sync_session_of(session))
+    captured: list[Callback] = []
+    queues.captures.append(captured)
+    try:
+        yield captured
+    finally:
+        queues.captures.remove(captured)
 
 
 # -- following the session's transactions ----------------------------------------------------

@@ -2,41 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from sa_signals import post_delete, post_save, pre_save, raw_mode, signals_disabled
-from tests.conftest import Recorder
+from sa_signals.testing import capture
 from tests.models import Order
 
-Listen = Callable[..., Recorder]
 
-
-def test_raw_mode_marks_the_saves_of_the_block(session: Session, listen: Listen) -> None:
-    before, after = listen(pre_save, sender=Order), listen(post_save, sender=Order)
-    with raw_mode(session):
+def test_raw_mode_marks_the_saves_of_the_block(session: Session) -> None:
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
         with raw_mode(session):
-            session.add(Order(reference="fixture"))
+            with raw_mode(session):
+                session.add(Order(reference="fixture"))
+                session.flush()
+            session.add(Order(reference="still in the outer block"))
             session.flush()
-        session.add(Order(reference="still in the outer block"))
+        session.add(Order(reference="after the block"))
         session.flush()
-    session.add(Order(reference="after the block"))
-    session.flush()
 
-    assert [call["raw"] for call in before.calls] == [True, True, False]
-    assert [call["raw"] for call in after.calls] == [True, True, False]
+    assert [call["raw"] for call in before] == [True, True, False]
+    assert [call["raw"] for call in after] == [True, True, False]
 
 
 def test_signals_disabled_sends_nothing_for_that_session_only(
-    engine: Engine, session: Session, listen: Listen
+    engine: Engine, session: Session
 ) -> None:
-    saved, deleted = listen(post_save, sender=Order), listen(post_delete, sender=Order)
-    references: list[str] = []
-    saved.side_effect = lambda instance, **kwargs: references.append(instance.reference)
-    with Session(engine) as other:
+    with (
+        capture(post_save, sender=Order) as saved,
+        capture(post_delete, sender=Order) as deleted,
+        Session(engine) as other,
+    ):
         with signals_disabled(session):
             order = Order(reference="bulk load")
             session.add(order)
@@ -48,8 +45,8 @@ def test_signals_disabled_sends_nothing_for_that_session_only(
         session.add(Order(reference="after the block"))
         session.commit()
 
-    assert references == ["another session", "after the block"]
-    assert deleted.calls == []
+    assert [call["session"] for call in saved] == [other, session]
+    assert deleted == []
 
 
 def test_the_switches_take_an_async_session() -> None:

@@ -1,0 +1,50 @@
+"""pytest fixtures for sa-signals (registered through the ``pytest11`` entry point).
+
+Each fixture undoes what the test left in place, even when it fails:
+
+* ``capture(signal, sender=None)`` starts recording for the rest of the test and
+  returns the list of sends (as ``sa_signals.testing.capture`` yields it);
+* ``mute(signal=None, sender=None, receiver=None)`` silences the matching
+  receivers for the rest of the test, in its own thread or task only;
+* ``capture_on_commit_callbacks`` is ``sa_signals.testing.capture_on_commit_callbacks``
+  itself (as pytest-django's ``django_capture_on_commit_callbacks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from sa_signals import testing
+from sa_signals.dispatch import Signal
+
+
+@pytest.fixture
+def capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """``calls = capture(post_save, sender=Order)``: the sends of the rest of the test."""
+    with ExitStack() as stack:
+
+        def start(signal: Signal, sender: Any = None) -> list[dict[str, Any]]:
+            return stack.enter_context(testing.capture(signal, sender))
+
+        yield start
+
+
+@pytest.fixture
+def mute() -> Iterator[Callable[..., None]]:
+    """``mute(post_save, receiver=send_email)``: silenced for the rest of the test."""
+    with ExitStack() as stack:
+
+        def start(signal: Signal | None = None, sender: Any = None, receiver: Any = None) -> None:
+            stack.enter_context(testing.mute(signal, sender, receiver))
+
+        yield start
+
+
+@pytest.fixture
+def capture_on_commit_callbacks() -> Callable[..., Any]:
+    """``with capture_on_commit_callbacks(session, execute=True) as callbacks: ...``"""
+    return testing.capture_on_commit_callbacks
