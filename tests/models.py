@@ -126,3 +126,14 @@ class Document(Base):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime, onupdate=func.now())
     version: Mapped[int] = mapped_column(Integer)
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+# -- the sample auth module (sa_signals.auth) -------------------------------------------
+
+from sa_signals.auth import UserMixin  # noqa: E402  (kept with the class it serves)
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
