@@ -12,14 +12,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytest
 from argon2 import PasswordHasher
 
-from sa_signals.auth import set_password_hasher
+from sa_signals.auth import set_password_hasher, user_login_failed
+from tests.conftest import Recorder
 
 CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}  # microseconds, not 50 ms
 
@@ -42,6 +43,12 @@ def hasher() -> Iterator[WatchedHasher]:
     previous = set_password_hasher(hasher)
     yield hasher
     set_password_hasher(previous)
+
+
+@pytest.fixture
+def failures(listen: Callable[..., Recorder]) -> Recorder:
+    """Every ``user_login_failed`` sent during the test."""
+    return listen(user_login_failed)
 
 
 def run_python(code: str, *, without_argon2: bool = False) -> subprocess.CompletedProcess[str]:
