@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric, String, Table, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from sa_signals.auth import UserMixin
+
 
 class Base(DeclarativeBase):
     pass
@@ -235,3 +237,12 @@ class Person(Base):
         secondaryjoin=lambda: Person.id == friendship.c.friend_id,
         back_populates="friends",
     )
+
+
+# -- the sample auth module (sa_signals.auth) -------------------------------------------
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
