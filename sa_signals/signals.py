@@ -26,10 +26,12 @@ __all__ = [
     "post_bulk_update",
     "post_delete",
     "post_init",
+    "post_migrate",
     "post_save",
     "pre_bulk_update",
     "pre_delete",
     "pre_init",
+    "pre_migrate",
     "pre_save",
 ]
 
@@ -170,5 +172,21 @@ post_bulk_update = ModelSignal(
 
     Keyword arguments: ``sender, statement, pks, session``; ``pks`` is the list of
     primary keys of exactly the rows the statement updated.
+    """
+)
+
+pre_migrate = Signal(
+    doc="""Sent before an Alembic upgrade or downgrade runs its migrations (from
+    ``sa_signals.migrations.run_migrations``), inside the migration transaction.
+
+    Keyword arguments: ``sender`` (the Alembic ``Config``), ``direction``
+    (``"upgrade"`` or ``"downgrade"``), ``revision`` (the target), ``using`` (the
+    connection).
+    """
+)
+
+post_migrate = Signal(
+    doc="""Sent after an Alembic upgrade or downgrade ran its migrations, inside
+    the migration transaction; same keyword arguments as ``pre_migrate``.
     """
 )
