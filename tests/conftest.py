@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal
@@ -48,6 +48,21 @@ def engine(_engines: Engine, database: Database) -> Iterator[Engine]:
 @pytest.fixture
 def backend(database: Database) -> str:
     return database.backend
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements the engine executes during the test, whitespace folded
+    (leaving out the BEGIN of the SQLite SAVEPOINT recipe)."""
+    executed: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement != "BEGIN":
+            executed.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield executed
+    event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

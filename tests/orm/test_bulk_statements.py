@@ -4,11 +4,11 @@ the keys of exactly the rows it updated; INSERT sends nothing, as bulk_create().
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from sa_signals import (
@@ -24,19 +24,6 @@ from tests.conftest import Recorder
 from tests.models import Order
 
 Listen = Callable[..., Recorder]
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    executed: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement != "BEGIN":  # the SQLite SAVEPOINT recipe's own
-            executed.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield executed
-    event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ never for a rolled-back change, reading the instance without SQL."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal, post_delete, post_save, receiver
@@ -16,18 +16,6 @@ from tests.conftest import Recorder
 from tests.models import Order, OrderLine
 
 Listen = Callable[..., Recorder]
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    executed: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        executed.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield executed
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_deferred_receiver_runs_after_the_commit_with_the_same_arguments(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +11,7 @@ from sqlalchemy.orm import Session
 from sa_signals import post_init, pre_init
 from tests.conftest import Recorder
 from tests.models import Employee, Manager, Order
+from tests.subprocesses import run_fresh
 
 Listen = Callable[..., Recorder]
 
@@ -74,13 +72,6 @@ def test_post_init_of_a_constructor_carries_no_session(listen: Listen) -> None:
     constructed = listen(post_init, sender=Order)
     Order(reference="A-1")
     assert constructed.calls[0]["session"] is None
-
-
-def run_fresh(code: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_a_class_nobody_listens_to_keeps_sqlalchemys_constructor() -> None:

@@ -4,16 +4,7 @@ to any sender). Checked in a fresh interpreter, where nothing was connected yet.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
-
-def run_fresh(code: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+from tests.subprocesses import run_fresh
 
 
 def test_mapper_listeners_follow_the_receivers() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -31,19 +31,6 @@ from tests.models import (
 )
 
 Listen = Callable[..., Recorder]
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements the engine executes during the test."""
-    executed: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        executed.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield executed
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def stored(engine: Engine, statement: Any) -> list[Any]:
