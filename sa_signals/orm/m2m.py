@@ -183,7 +183,9 @@ class CollectionChanges:
         if not m2m_changed.receivers:
             return False
         found = False
-        for state in map(instance_state, self.session.dirty):
+        # New instances too: an object created with its collection filled has
+        # association rows to insert, like an existing one given new elements.
+        for state in map(instance_state, (*self.session.new, *self.session.dirty)):
             if only is not None and state not in only:
                 continue
             for relationship in _many_to_manys(state.mapper):

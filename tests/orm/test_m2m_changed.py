@@ -68,6 +68,37 @@ def test_adding_sends_pre_add_and_post_add_around_the_write(
     assert [action for action, _ in rows_seen] == ["pre_add", "post_add"]
 
 
+def test_a_new_instance_created_with_its_collection_sends_pre_add_and_post_add(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    _, gift, _, _ = order_and_tags
+    changed = listen(m2m_changed, sender=order_tag)
+    new_tag = Tag(name="new")
+    order = Order(reference="A-2", tags=[gift, new_tag])
+    session.add(order)
+    session.commit()
+
+    # pre_add comes before the INSERTs: neither the order nor the new tag has a key yet.
+    assert actions(changed) == [
+        ("pre_add", order, {gift.id}),
+        ("post_add", order, {gift.id, new_tag.id}),
+    ]
+    assert changed.calls[0]["reverse"] is False
+
+
+def test_a_new_instance_on_the_other_side_sends_from_there_reversed(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    order, _, _, _ = order_and_tags
+    changed = listen(m2m_changed, sender=order_tag)
+    tag = Tag(name="new", orders=[order])
+    session.add(tag)
+    session.commit()
+
+    assert actions(changed) == [("pre_add", tag, {order.id}), ("post_add", tag, {order.id})]
+    assert changed.calls[0]["reverse"] is True
+
+
 def test_a_change_from_the_other_side_is_reverse(
     session: Session, listen: Listen, order_and_tags: Any
 ) -> None:
