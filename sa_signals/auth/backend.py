@@ -28,8 +28,10 @@ U = TypeVar("U", bound=UserMixin)
 # The sender of user_login_failed, as Django sends its package's name.
 FAILED_LOGIN_SENDER = "sa_signals.auth"
 
-SyncSession = Session | scoped_session[Session]
-AnySession = SyncSession | AsyncSession | async_scoped_session[AsyncSession]
+# scoped_session[Any]: scoped_session is invariant, and Flask-SQLAlchemy's
+# db.session is a scoped_session of its own Session subclass.
+SyncSession = Session | scoped_session[Any]
+AnySession = SyncSession | AsyncSession | async_scoped_session[Any]
 
 
 @overload

@@ -25,14 +25,14 @@ def make_app(database: Database) -> tuple[Flask, SQLAlchemy]:
     @app.post("/login")
     def login_view() -> str:
         user = authenticate(
-            db.session,  # type: ignore[arg-type]
+            db.session,
             request,
             username=request.form.get("username"),
             password=request.form.get("password"),
         )
         if user is None:
             abort(401)
-        login(db.session, user, request)  # type: ignore[arg-type]
+        login(db.session, user, request)
         db.session.commit()  # writes last_login (and a rehashed password)
         cookie.clear()  # a new session at login: no session fixation
         cookie["user_id"] = user.id  # type: ignore[attr-defined]
@@ -41,7 +41,7 @@ def make_app(database: Database) -> tuple[Flask, SQLAlchemy]:
     @app.post("/logout")
     def logout_view() -> str:
         user_id = cookie.get("user_id")
-        logout(db.session, db.session.get(User, user_id) if user_id else None, request)  # type: ignore[arg-type]
+        logout(db.session, db.session.get(User, user_id) if user_id else None, request)
         cookie.clear()
         return "bye"
 
