@@ -24,20 +24,33 @@ migration separately (SQLite, MariaDB). Other commands that run ``env.py``
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
-from alembic.runtime.environment import EnvironmentContext
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 
 from sa_signals.signals import post_migrate, pre_migrate
 
-__all__ = ["run_migrations"]
+__all__ = ["AlembicContext", "run_migrations"]
 
 _DIRECTIONS = ("upgrade", "downgrade")
 
 
-def run_migrations(context: EnvironmentContext, **kwargs: Any) -> None:
+class AlembicContext(Protocol):
+    """What ``run_migrations`` needs of Alembic's ``context``: the module an
+    ``env.py`` imports (``from alembic import context``), or an ``EnvironmentContext``."""
+
+    @property
+    def config(self) -> Config: ...
+    def get_context(self) -> MigrationContext: ...
+    def begin_transaction(self) -> AbstractContextManager[Any]: ...
+    def run_migrations(self, **kw: Any) -> None: ...
+    def is_offline_mode(self) -> bool: ...
+
+
+def run_migrations(context: AlembicContext, **kwargs: Any) -> None:
     """Run the migrations in a transaction, sending ``pre_migrate`` before and
     ``post_migrate`` after them; ``kwargs`` go to ``context.run_migrations()``."""
     migration_context = context.get_context()
