@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal
-from tests.databases import BACKENDS, Database, provisioned
+from tests.databases import BACKENDS, Database, empty_all_tables, provisioned
 from tests.models import Base
 
 
@@ -42,7 +42,7 @@ def _engines(database: Database) -> Iterator[Engine]:
 def engine(_engines: Engine, database: Database) -> Iterator[Engine]:
     """An engine on each backend in turn; the tables are empty again afterwards."""
     yield _engines
-    empty_all_tables(_engines, database.backend)
+    empty_all_tables(_engines, database.backend, Base.metadata)
 
 
 @pytest.fixture
@@ -69,26 +69,6 @@ def statements(engine: Engine) -> Iterator[list[str]]:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
         yield session
-
-
-def empty_all_tables(engine: Engine, backend: str) -> None:
-    """Delete every row; the schema has tables that point at each other, so
-    foreign keys are set aside the way each database allows."""
-    tables = list(reversed(Base.metadata.sorted_tables))
-    with engine.begin() as connection:
-        # A test that leaks an open transaction must fail here, not hang the run.
-        if backend == "postgresql":
-            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
-            names = ", ".join(engine.dialect.identifier_preparer.format_table(t) for t in tables)
-            connection.execute(text(f"TRUNCATE {names} CASCADE"))
-            return
-        if backend == "mariadb":
-            connection.execute(text("SET SESSION innodb_lock_wait_timeout = 10"))
-            connection.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in tables:  # SQLite does not enforce foreign keys unless asked
-            connection.execute(table.delete())
-        if backend == "mariadb":
-            connection.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
 
 
 class Recorder:
