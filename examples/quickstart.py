@@ -1,118 +1,135 @@
-"""The quickstart: Django-style model signals on plain SQLAlchemy.
+"""The quickstart: Django-style model signals on plain SQLAlchemy, on the demo
+database.
 
-Run it with ``python examples/quickstart.py``: it creates ``quickstart.sqlite3``
-in the current directory, then creates, updates, deletes and rolls back rows,
-printing what each receiver gets.
+Run ``alembic upgrade head``, then ``python -m examples.quickstart``: it creates,
+updates, deletes and rolls back blog posts, printing what each receiver gets,
+then leaves the demo's starting data (a user and a post) for the Flask app.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Numeric, String, create_engine, func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy import Table, func, inspect, select
+from sqlalchemy.orm import Session
 
-from sa_signals import on_commit, post_delete, post_save, pre_delete, pre_save, receiver
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Order(Base):
-    __tablename__ = "orders"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    reference: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(20), default="new")
-    total: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
-    lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", cascade="all, delete-orphan"
-    )
-
-
-class OrderLine(Base):
-    __tablename__ = "order_line"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
-    product: Mapped[str] = mapped_column(String(50))
-    order: Mapped[Order] = relationship(back_populates="lines")
-
+from examples.blog.database import open_engine
+from examples.blog.models import Comment, Post, Tag, User, post_tags
+from examples.blog.seed import DEMO_PASSWORD, DEMO_USERNAME, seed
+from sa_signals import (
+    m2m_changed,
+    on_commit,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+    receiver,
+)
 
 # -- receivers, exactly as a Django project writes them ---------------------------------
 
 
-@receiver(pre_save, sender=Order)
-def normalise_reference(sender: type[Order], instance: Order, **kwargs: Any) -> None:
-    instance.reference = instance.reference.upper()  # written by the same flush
+@receiver(pre_save, sender=Post)
+def announce_save(sender: type[Post], instance: Post, update_fields: Any, **kwargs: Any) -> None:
+    # blog.receivers' pre_save gave a new post its slug just before this one ran.
+    what = "insert" if update_fields is None else f"update of {sorted(update_fields)}"
+    print(f"  pre_save:  post {instance.title!r} (slug {instance.slug!r}), {what}")
 
 
-@receiver(post_save, sender=Order)
+@receiver(post_save, sender=Post)
+@receiver(post_save, sender=Comment)
 def report_save(
-    sender: type[Order], instance: Order, created: bool, changes: dict[str, Any], **kwargs: Any
+    sender: type, instance: Any, created: bool, changes: dict[str, Any], **kwargs: Any
 ) -> None:
     if created:
-        print(f"  post_save: created order #{instance.id} {instance.reference}")
+        print(f"  post_save: created {sender.__name__} #{instance.id}")
     else:
         described = ", ".join(
-            f"{field} {old!r} -> {new!r}" for field, (old, new) in changes.items()
+            f"{name} {_show(old)} -> {_show(new)}" for name, (old, new) in changes.items()
         )
-        print(f"  post_save: updated order #{instance.id}: {described}")
+        print(f"  post_save: updated {sender.__name__} #{instance.id}: {described}")
 
 
-@receiver(pre_delete)
+@receiver(m2m_changed, sender=post_tags)
+def report_tags(
+    sender: Table, instance: Post, action: str, pk_set: set[int], **kwargs: Any
+) -> None:
+    if action.startswith("post_"):
+        print(f"  m2m_changed: {action} on post #{instance.id}, tag ids {sorted(pk_set or ())}")
+
+
+@receiver(pre_delete, sender=Post)
+@receiver(pre_delete, sender=Comment)
 def report_delete(sender: type, instance: Any, origin: Any, **kwargs: Any) -> None:
     cause = "" if origin is instance else f" (cascade from {type(origin).__name__} #{origin.id})"
     print(f"  pre_delete: {sender.__name__} #{instance.id}{cause}")
 
 
-@receiver(post_save, sender=Order, on_commit=True)
-def confirm_committed(sender: type[Order], instance: Order, created: bool, **kwargs: Any) -> None:
+@receiver(post_delete, sender=Post)
+def report_gone(sender: type[Post], instance: Post, **kwargs: Any) -> None:
+    print(f"  post_delete: post {instance.title!r} is gone (its columns are still readable)")
+
+
+@receiver(post_save, sender=Post, on_commit=True)
+def confirm_committed(sender: type[Post], instance: Post, created: bool, **kwargs: Any) -> None:
     # Deferred: runs after the commit, and never for a rolled-back change.
-    action = "created" if created else "updated"
-    print(f"  after commit: order {instance.reference} was {action} for good")
-
-
-@receiver(post_delete, sender=Order)
-def report_gone(sender: type[Order], instance: Order, **kwargs: Any) -> None:
-    print(f"  post_delete: order {instance.reference} is gone (its columns are still readable)")
+    print(f"  after commit: post {instance.slug!r} was {'created' if created else 'updated'}")
 
 
 def main() -> None:
-    engine = create_engine("sqlite:///quickstart.sqlite3")
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    engine = open_engine()
+    if not inspect(engine).has_table("posts"):
+        raise SystemExit(f"{engine.url} has no blog tables yet: run `alembic upgrade head` first.")
 
     with Session(engine) as session:
-        print("create an order and commit:")
-        order = Order(
-            reference="a-1001", lines=[OrderLine(product="pen"), OrderLine(product="ink")]
+        if seed(session):
+            print("seed the demo: a user and a welcome post, and commit:")
+            session.commit()
+        author = session.scalars(select(User).where(User.username == DEMO_USERNAME)).one()
+
+        print("create a post with a comment and two tags, and commit:")
+        post = Post(
+            author=author,
+            title="Signals, on plain SQLAlchemy",
+            body="Receivers written for Django run here unchanged.",
+            tags=Tag.named(session, ["signals", "sqlalchemy"]),
+            comments=[Comment(author=author, body="First!")],
         )
-        session.add(order)
+        session.add(post)
         session.commit()
 
         print("update it after the commit (every attribute expired), then commit:")
-        order.status = "paid"  # the real old value is fetched: 'new'
-        order.total = Decimal("12.50")
+        post.title = "Signals on plain SQLAlchemy"  # the real old value is fetched
         session.commit()
 
         print("assign the same value again: no UPDATE, no signal")
-        order.status = "paid"
+        post.title = "Signals on plain SQLAlchemy"
         session.commit()
 
-        print("create another order, flush, then roll back:")
-        session.add(Order(reference="a-1002"))
+        print("create another post, flush, then roll back:")
+        session.add(Post(author=author, title="Never published", body="..."))
         on_commit(lambda: print("  never printed: the transaction is rolled back"), session)
         session.flush()  # post_save is sent at flush, inside the transaction...
         session.rollback()  # ...so the row it reported is undone, and nothing is deferred
-        count = session.scalar(select(func.count()).select_from(Order))
-        print(f"  after the rollback the table holds {count} order(s)")
+        count = session.scalar(
+            select(func.count()).select_from(Post).where(Post.title == "Never published")
+        )
+        print(f"  after the rollback the database holds {count} such post(s)")
 
-        print("delete the first order (its lines go by cascade):")
-        session.delete(order)
+        print("delete the post (its comment goes by cascade):")
+        session.delete(post)
         session.commit()
+
+    print(
+        f"\nThe demo database is ready ({engine.url.render_as_string()}). Log in to the Flask "
+        f"app as {DEMO_USERNAME!r} with the password {DEMO_PASSWORD!r}."
+    )
+    engine.dispose()
+
+
+def _show(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else repr(value)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The Alembic environment of the demo database.
+
+The database is ``DATABASE_URL`` (or the demo's SQLite file), the schema is
+``examples.blog.models``, and migrations run through
+``sa_signals.migrations.run_migrations`` so that ``pre_migrate`` and
+``post_migrate`` are sent around every upgrade and downgrade.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import NullPool
+
+from examples.blog.database import database_url, open_engine
+from examples.blog.models import Base
+from sa_signals.migrations import run_migrations
+
+if context.config.config_file_name is not None:
+    # Keep loggers configured before this point (sa_signals' among them) working.
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+if context.is_offline_mode():
+    context.configure(url=database_url(), literal_binds=True, target_metadata=target_metadata)
+    run_migrations(context)
+else:
+    engine = open_engine(poolclass=NullPool)
+    with engine.connect() as connection:
+        # SQLite can alter a table only by copying it: batch mode does that.
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        run_migrations(context)
+    engine.dispose()
