@@ -130,6 +130,31 @@ def test_inside_a_savepoint_only_the_savepoint_is_rolled_back(
         assert other.scalars(select(AuditEntry)).all() == []
 
 
+@pytest.mark.parametrize("signal", DELETE_SIGNALS)
+def test_inside_a_savepoint_a_failing_delete_receiver_loses_only_the_savepoint(
+    session: Session, engine: Engine, listen: Listen, signal: ModelSignal
+) -> None:
+    entry = AuditEntry(action="kept")
+    session.add(entry)
+    session.commit()
+    session.add(Order(reference="outer"))
+    session.flush()
+    listen(signal, sender=AuditEntry).side_effect = fail
+
+    def delete_in_a_savepoint() -> None:
+        with session.begin_nested():
+            session.add(Order(reference="inner"))
+            session.delete(entry)
+
+    with pytest.raises(ReceiverFailed):
+        delete_in_a_savepoint()
+    session.commit()
+
+    assert references(engine) == ["outer"]
+    with Session(engine) as other:
+        assert other.scalars(select(AuditEntry.action)).all() == ["kept"]
+
+
 def test_a_pre_save_failure_is_raised_before_any_row_of_its_class_is_written(
     session: Session, engine: Engine, listen: Listen
 ) -> None:
