@@ -142,6 +142,24 @@ class Manager(Employee):
         super().__init__(**kwargs)  # Employee's constructor: one instance, not two
 
 
+class Vehicle(Base):
+    """Single-table inheritance: one table, rows of several classes."""
+
+    __tablename__ = "vehicle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "vehicle",
+    }
+
+
+class Truck(Vehicle):
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "truck"}
+
+
 class Document(Base):
     """Optimistic locking: every UPDATE also writes the version counter."""
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from sa_signals import (
@@ -21,7 +21,7 @@ from sa_signals import (
     signals_disabled,
 )
 from tests.conftest import Recorder
-from tests.models import Order
+from tests.models import Order, Truck, Vehicle
 
 Listen = Callable[..., Recorder]
 
@@ -99,6 +99,93 @@ def test_the_legacy_query_delete_sends_them_too(
     assert len(deleted.calls) == 2
 
 
+def test_each_row_is_sent_by_its_own_class(session: Session, listen: Listen) -> None:
+    # Single-table inheritance: delete(Vehicle) deletes trucks too.
+    session.add_all([Vehicle(name="van"), Truck(name="lorry")])
+    session.commit()
+    trucks, vehicles = listen(post_delete, sender=Truck), listen(post_delete, sender=Vehicle)
+
+    session.execute(delete(Vehicle))
+
+    assert [(call["sender"], call["instance"].name) for call in trucks.calls] == [(Truck, "lorry")]
+    assert [(call["sender"], call["instance"].name) for call in vehicles.calls] == [
+        (Vehicle, "van")
+    ]
+
+
+def test_a_failing_post_delete_rolls_the_statement_back(
+    session: Session, engine: Engine, listen: Listen, orders: list[Order]
+) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise PermissionError("too late to say no, yet no")
+
+    listen(post_delete, sender=Order).side_effect = refuse
+    with pytest.raises(PermissionError):
+        session.execute(delete(Order))
+
+    session.commit()  # nothing of the statement is left to commit
+    assert len(references(engine)) == 5
+
+
+def test_a_failing_receiver_inside_a_savepoint_loses_only_the_savepoint(
+    session: Session, engine: Engine, listen: Listen, orders: list[Order]
+) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise PermissionError("no")
+
+    listen(pre_delete, sender=Order).side_effect = refuse
+    session.add(Order(reference="B-1"))
+    with pytest.raises(PermissionError), session.begin_nested():
+        session.execute(delete(Order).where(Order.status == "paid"))
+    session.commit()
+
+    assert len(references(engine)) == 6
+
+
+def test_bound_parameters_reach_the_rows_loaded_first(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    deleted = listen(pre_delete, sender=Order)
+    session.execute(delete(Order).where(Order.reference == bindparam("ref")), {"ref": "A-0"})
+    assert [call["instance"].reference for call in deleted.calls] == ["A-0"]
+
+
+@pytest.mark.parametrize("synchronize", ["evaluate", "fetch", "auto", False])
+def test_every_session_synchronization_still_works(
+    session: Session, listen: Listen, orders: list[Order], synchronize: Any
+) -> None:
+    listen(post_delete, sender=Order)
+    listen(post_bulk_update, sender=Order)
+    options = {"synchronize_session": synchronize}
+
+    session.execute(
+        update(Order).where(Order.status == "paid").values(status="gone"),
+        execution_options=options,
+    )
+    session.execute(delete(Order).where(Order.status == "new"), execution_options=options)
+    session.query(Order).filter(Order.reference == "A-4").delete(synchronize_session=synchronize)
+    session.commit()
+
+    assert [order.reference for order in session.scalars(select(Order))] == ["A-3"]
+
+
+def test_a_bulk_delete_of_more_rows_than_a_statement_takes_parameters(
+    session: Session, engine: Engine, listen: Listen
+) -> None:
+    # PostgreSQL refuses more than 65,535 bound parameters in one statement.
+    rows = 70_000
+    session.execute(insert(Order), [{"reference": f"R-{n}"} for n in range(rows)])
+    session.commit()
+    deleted = listen(post_delete, sender=Order)
+
+    result = session.execute(delete(Order))
+    session.commit()
+
+    assert result.rowcount == rows  # type: ignore[attr-defined]
+    assert len(deleted.calls) == rows
+    assert references(engine) == []
+
+
 # -- UPDATE ---------------------------------------------------------------------------------
 
 
@@ -159,6 +246,33 @@ def test_without_rowcounts_the_keys_whose_rows_exist_are_asked_for(
         [{"id": orders[0].id, "status": "shipped"}, {"id": missing, "status": "shipped"}],
     )
     assert after.calls[0]["pks"] == [orders[0].id]
+
+
+def test_the_by_primary_key_form_with_criteria_of_its_own_reports_the_rows_they_let_through(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    # Each row is updated only if it still has the status the program read.
+    after = listen(post_bulk_update, sender=Order)
+
+    session.execute(
+        update(Order).where(Order.status == bindparam("read_status")),
+        [
+            {"id": orders[0].id, "status": "shipped", "read_status": "new"},
+            {"id": orders[1].id, "status": "shipped", "read_status": "paid"},  # stale
+        ],
+        execution_options={"synchronize_session": None},
+    )
+
+    assert after.calls[0]["pks"] == [orders[0].id]
+
+
+def test_a_deferred_pre_bulk_update_waits_for_the_commit_even_as_the_first_statement(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    deferred = listen(pre_bulk_update, sender=Order, on_commit=True)
+    session.execute(update(Order).values(status="archived"))  # begins the transaction
+    session.rollback()
+    assert deferred.calls == []
 
 
 def test_the_session_is_synchronised_as_sqlalchemy_would(
