@@ -16,6 +16,7 @@ completion from sync code, and the right way depends on where we are:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -38,5 +39,8 @@ def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
+    # The worker thread runs in a copy of the caller's context, as asyncio.run
+    # would have: context variables (a test's mute(), say) reach the coroutine.
+    context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sa_signals-await") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        return pool.submit(context.run, asyncio.run, coroutine).result()

@@ -5,20 +5,20 @@ silences it for every other test running at the same time. Here the rules live
 in a ``ContextVar``: a thread, or an asyncio task (and the tasks it starts),
 sees only its own.
 
-A send must not pay for this when nothing is muted anywhere, so ``active``
-counts the mute scopes open in all threads and tasks: while it is zero, a send
-looks no further.
+A send must not pay for this where nothing is ever muted (production), so
+``in_use`` stays ``False`` until the first mute in the process; until then a send
+looks no further. It never goes back: a task or thread started inside a mute
+block keeps a copy of its context, and with it the mute, after the block that
+started it has ended.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MuteRule", "active", "pop", "push", "without_muted"]
+__all__ = ["MuteRule", "in_use", "pop", "push", "without_muted"]
 
 
 @dataclass(frozen=True)
@@ -36,29 +36,32 @@ class MuteRule:
 
 
 _rules: ContextVar[tuple[MuteRule, ...]] = ContextVar("sa_signals_mute_rules", default=())
-_lock = threading.Lock()
-active = 0
+in_use = False
 
 
-def push(rule: MuteRule) -> Token[tuple[MuteRule, ...]]:
-    global active
-    with _lock:
-        active += 1
-    return _rules.set((*_rules.get(), rule))
+def push(rule: MuteRule) -> None:
+    """Mute what ``rule`` covers in the current context."""
+    global in_use
+    in_use = True
+    _rules.set((*_rules.get(), rule))
 
 
-def pop(token: Token[tuple[MuteRule, ...]]) -> None:
-    global active
-    _rules.reset(token)
-    with _lock:
-        active -= 1
+def pop(rule: MuteRule) -> None:
+    """Undo the last ``push(rule)`` of the current context. By identity, not with
+    a ``Token``: a block may end in another context than the one it began in (a
+    pytest fixture set up outside the task running an async test)."""
+    rules = _rules.get()
+    for position in range(len(rules) - 1, -1, -1):
+        if rules[position] is rule:
+            _rules.set(rules[:position] + rules[position + 1 :])
+            return
 
 
-def without_muted(signal: Any, sender: Any, routes: Sequence[Any]) -> tuple[Any, ...]:
+def without_muted(signal: Any, sender: Any, routes: tuple[Any, ...]) -> tuple[Any, ...]:
     """The routes of a send that this context has not muted."""
     rules = [rule for rule in _rules.get() if rule.covers(signal, sender)]
     if not rules:
-        return tuple(routes)
+        return routes
     if any(rule.receiver is None for rule in rules):
         return ()
     muted = [rule.receiver for rule in rules]

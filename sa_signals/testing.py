@@ -18,7 +18,6 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import Token
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,14 +60,13 @@ class Muting:
 
     def __init__(self, rule: _muting.MuteRule) -> None:
         self.rule = rule
-        self._tokens: list[Token[tuple[_muting.MuteRule, ...]]] = []
 
     def __enter__(self) -> Muting:
-        self._tokens.append(_muting.push(self.rule))
+        _muting.push(self.rule)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _muting.pop(self._tokens.pop())
+        _muting.pop(self.rule)
 
     def __call__(self, function: F) -> F:
         if inspect.iscoroutinefunction(function):
@@ -95,8 +93,9 @@ def mute(signal: Signal | None = None, sender: Any = None, receiver: Any = None)
         with mute(post_save, sender=Order, receiver=send_confirmation):
             session.commit()   # every other receiver still runs
 
-    Blocks nest, and leaving one restores what the enclosing one muted. Works as
-    a decorator too. When nothing is muted anywhere, sends pay nothing for it.
+    Blocks nest, and leaving one restores what the enclosing one muted; one
+    ``Muting`` may be entered by several threads or tasks at once. Works as a
+    decorator too. Until something is muted, sends pay nothing for it.
     """
     return Muting(_muting.MuteRule(signal, sender, receiver))
 

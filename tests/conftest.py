@@ -18,6 +18,8 @@ from sa_signals import Signal
 from tests.databases import BACKENDS, Database, empty_all_tables, provisioned
 from tests.models import Base
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def database(
