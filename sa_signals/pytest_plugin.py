@@ -8,23 +8,29 @@ Each fixture undoes what the test left in place, even when it fails:
   receivers for the rest of the test, in its own thread or task only;
 * ``capture_on_commit_callbacks`` is ``sa_signals.testing.capture_on_commit_callbacks``
   itself (as pytest-django's ``django_capture_on_commit_callbacks``).
+
+pytest loads this plugin in every project where sa-signals is installed, so it
+imports ``sa_signals`` only when a fixture is used: a test run that never
+imports it gets no listeners installed behind its back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sa_signals import testing
-from sa_signals.dispatch import Signal
+if TYPE_CHECKING:
+    from sa_signals.dispatch import Signal
 
 
 @pytest.fixture
 def capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
     """``calls = capture(post_save, sender=Order)``: the sends of the rest of the test."""
+    from sa_signals import testing
+
     with ExitStack() as stack:
 
         def start(signal: Signal, sender: Any = None) -> list[dict[str, Any]]:
@@ -36,6 +42,8 @@ def capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
 @pytest.fixture
 def mute() -> Iterator[Callable[..., None]]:
     """``mute(post_save, receiver=send_email)``: silenced for the rest of the test."""
+    from sa_signals import testing
+
     with ExitStack() as stack:
 
         def start(signal: Signal | None = None, sender: Any = None, receiver: Any = None) -> None:
@@ -47,4 +55,6 @@ def mute() -> Iterator[Callable[..., None]]:
 @pytest.fixture
 def capture_on_commit_callbacks() -> Callable[..., Any]:
     """``with capture_on_commit_callbacks(session, execute=True) as callbacks: ...``"""
+    from sa_signals import testing
+
     return testing.capture_on_commit_callbacks
