@@ -122,6 +122,14 @@ def _check_receiver(receiver: Any) -> None:
         )
 
 
+def _refuse_signal_argument(signal: Signal) -> None:
+    # Django raises too, when the first receiver is called with two ``signal``s.
+    raise TypeError(
+        f"{signal!r}.send() got a keyword argument 'signal': receivers get the signal "
+        "as 'signal' already; name the argument otherwise."
+    )
+
+
 def _log_robust_failure(receiver: Receiver, error: Exception) -> None:
     logger.error(
         "Error calling %s in Signal.send_robust() (%s)",
@@ -277,7 +285,7 @@ class Signal(blinker.Signal):
         if sender is blinker.ANY:
             sender = None
         routes = self._routes_for(sender)
-        if _muting.active:
+        if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         for target, weak, _ in routes:
             receiver = target() if weak else target
@@ -330,10 +338,12 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
-        if _muting.active:
+        if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
+        if "signal" in named:
+            _refuse_signal_argument(self)
         named["signal"] = self
         named["sender"] = sender
         responses = []
@@ -358,10 +368,12 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
-        if _muting.active:
+        if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
+        if "signal" in named:
+            _refuse_signal_argument(self)
         named["signal"] = self
         named["sender"] = sender
         responses = []
@@ -390,10 +402,12 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
-        if _muting.active:
+        if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
+        if "signal" in named:
+            _refuse_signal_argument(self)
         named["signal"] = self
         named["sender"] = sender
         responses = []
@@ -417,10 +431,12 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
-        if _muting.active:
+        if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
             return []
+        if "signal" in named:
+            _refuse_signal_argument(self)
         named["signal"] = self
         named["sender"] = sender
         responses = []

@@ -305,6 +305,18 @@ def test_disconnect_says_whether_something_was_disconnected() -> None:
     assert record.calls == []
 
 
+def test_a_disconnected_receiver_is_not_called_while_the_others_still_are() -> None:
+    signal, leaving, staying = Signal(), Recorder(), Recorder()
+    signal.connect(leaving, sender=Order)
+    signal.connect(staying, sender=Order)
+    signal.send(Order)  # the lookup for Order is cached now
+
+    signal.disconnect(leaving, sender=Order)
+    signal.send(Order)
+
+    assert (len(leaving.calls), len(staying.calls)) == (1, 2)
+
+
 def test_disconnect_by_dispatch_uid() -> None:
     signal, record = Signal(), Recorder()
     signal.connect(record, sender=Order, dispatch_uid="audit")
@@ -323,6 +335,25 @@ def test_disconnect_without_a_sender_leaves_connections_to_senders_alone_as_djan
     signal.send(Order)
     signal.send(Invoice)
     assert [call["sender"] for call in record.calls] == [Order]
+
+
+def test_a_receiver_connected_for_any_sender_and_for_one_hears_that_one_twice() -> None:
+    # Two connections, two calls, as in Django (blinker would call it once).
+    signal, record = Signal(), Recorder()
+    signal.connect(record)
+    signal.connect(record, sender=Order)
+
+    signal.send(Order)
+    signal.send(Invoice)
+
+    assert [call["sender"] for call in record.calls] == [Order, Order, Invoice]
+
+
+def test_a_signal_argument_is_refused_as_django_refuses_it() -> None:
+    signal = Signal()
+    signal.connect(Recorder(), weak=False)
+    with pytest.raises(TypeError, match="got a keyword argument 'signal'"):
+        signal.send(Order, signal="mine")
 
 
 # -- send_robust ------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ def test_concurrent_connects_disconnects_and_sends_keep_the_contract() -> None:
     assert list(signal.receivers_for(Order)) == [stable]
 
 
+def bystander(**kwargs: Any) -> None:
+    pass
+
+
 def run_one_round(signal: Signal, round_: int, violations: list[int]) -> None:
     """Three threads race: one disconnects, two send. A send that starts after the
     disconnect finished must not reach the receiver; one that started before may."""
@@ -75,6 +79,9 @@ def run_one_round(signal: Signal, round_: int, violations: list[int]) -> None:
             violations.append(round_)
 
     signal.connect(doomed, sender=Order)
+    # Connected throughout: a disconnect must refresh the cached lookup for
+    # Order, not only empty the signal.
+    signal.connect(bystander, sender=Order, weak=False)
     barrier = threading.Barrier(3)
 
     def disconnect_it() -> None:
