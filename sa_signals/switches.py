@@ -8,23 +8,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+from sqlalchemy.orm import Session, scoped_session
 
-__all__ = ["is_raw", "raw_mode", "signals_disabled", "signals_enabled", "sync_session_of"]
+__all__ = [
+    "AnySession",
+    "is_raw",
+    "raw_mode",
+    "signals_disabled",
+    "signals_enabled",
+    "sync_session_of",
+]
+
+# Every kind of session a program holds; scoped sessions are invariant in the
+# session class, and Flask-SQLAlchemy's db.session scopes a Session subclass.
+AnySession = Session | AsyncSession | scoped_session[Any] | async_scoped_session[Any]
 
 _RAW = "sa_signals.raw"
 _DISABLED = "sa_signals.disabled"
 
 
-def sync_session_of(session: Session | AsyncSession) -> Session:
-    """The ``Session`` whose events carry the work: an ``AsyncSession``'s own."""
-    return session.sync_session if isinstance(session, AsyncSession) else session
+def sync_session_of(session: AnySession) -> Session:
+    """The ``Session`` whose events carry the work: a scoped session's current one
+    (Flask-SQLAlchemy's ``db.session``), an ``AsyncSession``'s ``sync_session``."""
+    current = session() if isinstance(session, scoped_session | async_scoped_session) else session
+    return current.sync_session if isinstance(current, AsyncSession) else current
 
 
 @contextmanager
-def _counting(session: Session | AsyncSession, key: str) -> Iterator[None]:
+def _counting(session: AnySession, key: str) -> Iterator[None]:
     info = sync_session_of(session).info
     info[key] = info.get(key, 0) + 1
     try:
@@ -33,7 +47,7 @@ def _counting(session: Session | AsyncSession, key: str) -> Iterator[None]:
         info[key] -= 1
 
 
-def raw_mode(session: Session | AsyncSession) -> AbstractContextManager[None]:
+def raw_mode(session: AnySession) -> AbstractContextManager[None]:
     """Within the block, the session's save signals carry ``raw=True``.
 
     This is Django's fixture-loading mode: instances are saved exactly as
@@ -47,7 +61,7 @@ def raw_mode(session: Session | AsyncSession) -> AbstractContextManager[None]:
     return _counting(session, _RAW)
 
 
-def signals_disabled(session: Session | AsyncSession) -> AbstractContextManager[None]:
+def signals_disabled(session: AnySession) -> AbstractContextManager[None]:
     """Within the block, the session sends no model signals at all: no receiver
     runs and nothing is deferred. For bulk loads and data migrations, where the
     receivers' side effects are unwanted and their cost shows::

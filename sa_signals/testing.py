@@ -20,11 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from sa_signals import _muting
 from sa_signals.dispatch import Signal
+from sa_signals.switches import AnySession
 from sa_signals.transaction import capturing
 
 __all__ = ["Muting", "capture", "capture_on_commit_callbacks", "mute"]
@@ -102,7 +100,7 @@ def mute(signal: Signal | None = None, sender: Any = None, receiver: Any = None)
 
 @contextmanager
 def capture_on_commit_callbacks(
-    session: Session | AsyncSession, *, execute: bool = False
+    session: AnySession, *, execute: bool = False
 ) -> Iterator[list[Callable[[], Any]]]:
     """Django's ``captureOnCommitCallbacks``, for a session.
 

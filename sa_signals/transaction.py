@@ -20,10 +20,10 @@ What "the commit" means for a session joined to an outer connection-level
 transaction (``Session(bind=connection, join_transaction_mode=...)``, the usual
 test fixture): the session's own commit commits nothing there (it releases a
 SAVEPOINT, or does nothing), so its callbacks wait for the connection's
-transaction. They run when that transaction commits (sa-signals hears of it
-just before the COMMIT is sent, after every statement of the transaction
-succeeded), and are dropped when it rolls back, or when a SAVEPOINT of the
-connection that encloses them rolls back. A fixture that always rolls back
+transaction (also when registered before the session began its own). They run
+right after that transaction commits, and are dropped when it rolls back (or
+its COMMIT fails), or when a SAVEPOINT of the connection that encloses them
+rolls back. A fixture that always rolls back
 therefore never runs them, as in Django's ``TestCase``:
 ``sa_signals.testing.capture_on_commit_callbacks`` collects them instead. With
 ``join_transaction_mode="control_fully"`` the session's commit is the real one,
@@ -44,14 +44,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import inspect as inspect_instance
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstanceState, Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sa_signals._await import run_to_completion
 from sa_signals.dispatch import describe
 from sa_signals.orm.columns import load_unloaded_columns, session_connection
-from sa_signals.switches import sync_session_of
+from sa_signals.switches import AnySession, sync_session_of
 
 __all__ = ["Callback", "capturing", "defer", "on_commit", "run"]
 
@@ -127,9 +127,7 @@ def _real(transaction: SessionTransaction) -> SessionTransaction:
 # -- registering ---------------------------------------------------------------------------
 
 
-def on_commit(
-    func: Callable[[], Any], session: Session | AsyncSession, *, robust: bool = False
-) -> None:
+def on_commit(func: Callable[[], Any], session: AnySession, *, robust: bool = False) -> None:
     """Run ``func()`` once, after the outermost transaction of ``session``
     commits; never if it rolls back. Registered inside a SAVEPOINT that is rolled
     back, it is dropped. With no transaction open, it runs at once.
@@ -174,16 +172,21 @@ def _register(session: Session, callback: Callback) -> None:
     queues = _queues(session)
     for captured in queues.captures:
         captured.append(callback)
-    if not session.in_transaction():
-        callback.run()
-        return
     transaction = session.get_nested_transaction() or session.get_transaction()
-    assert transaction is not None
-    queues.waiting.setdefault(transaction, []).append(callback)
+    if transaction is not None:
+        queues.waiting.setdefault(transaction, []).append(callback)
+        return
+    # A session joined to a connection's transaction has none of its own until
+    # it first works; the connection's transaction is still "the" transaction.
+    bind = session.bind
+    if isinstance(bind, Connection) and bind.in_transaction():
+        _connection_queue(bind).wait([callback], {})
+        return
+    callback.run()
 
 
 @contextmanager
-def capturing(session: Session | AsyncSession) -> Iterator[list[Callback]]:
+def capturing(session: AnySession) -> Iterator[list[Callback]]:
     """Collect, in a list that grows as they come, the callbacks (and deferred
     receivers) registered on ``session`` within the block. They still wait for
     their commit as usual; see ``sa_signals.testing.capture_on_commit_callbacks``."""
@@ -341,9 +344,24 @@ class _ConnectionQueue:
         self.marks.clear()
         self._drop_from(0)
 
-    def commit(self, *_: Any) -> None:
+    def commit(self, connection: Connection) -> None:
         callbacks, snapshots = self.callbacks, self.snapshots
         self.callbacks, self.snapshots, self.marks = [], {}, []
+        if not callbacks:
+            return
+        # A Connection tells of its commit only before sending the COMMIT, and an
+        # exception here would cancel it. The callbacks must follow the COMMIT,
+        # and never run if it fails (a deferred constraint), so it is sent here;
+        # the COMMIT SQLAlchemy sends next finds nothing left to commit.
+        dialect = connection.dialect
+        try:
+            dialect.do_commit(connection.connection)
+        except dialect.loaded_dbapi.Error as error:
+            for callback in callbacks:
+                callback.status = "dropped"
+            raise DBAPIError.instance(
+                None, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
         run(callbacks, snapshots)
 
     def _drop_from(self, position: int) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from sa_signals import on_commit, post_save
@@ -51,6 +51,44 @@ def test_a_rolled_back_outer_transaction_drops_them(connection: Connection, mode
     write_and_commit(connection, mode, calls)
     outer.rollback()
     assert calls == []
+    connection.begin().commit()
+    assert calls == []
+
+
+@pytest.mark.parametrize("mode", JOINING_MODES)
+def test_a_failing_callback_propagates_from_the_connections_commit_with_the_data_committed(
+    connection: Connection, engine: Engine, mode: str
+) -> None:
+    calls: list[str] = []
+
+    def fail() -> None:
+        raise ConnectionError("the mail server is down")
+
+    outer = connection.begin()
+    with Session(bind=connection, join_transaction_mode=mode) as session:  # type: ignore[arg-type]
+        session.add(Note(text="kept"))
+        on_commit(lambda: calls.append("first"), session)
+        on_commit(fail, session)
+        on_commit(lambda: calls.append("after the failure"), session)
+        session.commit()
+    with pytest.raises(ConnectionError):
+        outer.commit()
+
+    assert calls == ["first"]  # as Django: the ones after a failure are dropped
+    with Session(engine) as other:
+        assert other.scalars(select(Note.text)).all() == ["kept"]
+
+
+@pytest.mark.parametrize("mode", JOINING_MODES)
+def test_a_callback_registered_before_the_session_began_waits_too(
+    connection: Connection, mode: str
+) -> None:
+    calls: list[str] = []
+    outer = connection.begin()
+    with Session(bind=connection, join_transaction_mode=mode) as session:  # type: ignore[arg-type]
+        on_commit(lambda: calls.append("callback"), session)
+    assert calls == []
+    outer.rollback()
     connection.begin().commit()
     assert calls == []
 

@@ -7,13 +7,15 @@ import logging
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from sa_signals import on_commit
 from tests.databases import Database
-from tests.models import Note
+from tests.models import Base, Note
 
 
 class Calls(list[str]):
@@ -197,3 +199,25 @@ def test_an_async_session_drops_callbacks_on_rollback(engine: Engine, database: 
 
     asyncio.run(main())
     assert calls == []
+
+
+def test_a_scoped_session_and_flask_sqlalchemys_db_session_take_callbacks(
+    engine: Engine, database: Database, calls: Calls
+) -> None:
+    registry = scoped_session(sessionmaker(engine))
+    registry.add(Note(text="scoped"))
+    on_commit(calls.callback("scoped"), registry)
+    registry.commit()
+    registry.remove()
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database.url.render_as_string(hide_password=False)
+    db = SQLAlchemy(app, model_class=Base)
+    with app.app_context():
+        db.session.add(Note(text="flask"))
+        on_commit(calls.callback("flask"), db.session)
+        assert calls == ["scoped"]
+        db.session.commit()
+        db.engine.dispose()
+
+    assert calls == ["scoped", "flask"]
