@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar, overload
 
 from sqlalchemy import Column, inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.orm import Mapper, Session, scoped_session
 
@@ -140,8 +141,23 @@ def _find_user(session: SyncSession, model: type[U], username: str) -> U | None:
     # and accent-insensitive and blind to trailing spaces, so the database may
     # return "Alice" for "alice " there. Python then compares exactly, which makes
     # the match the same on every database, whatever collation the table has.
-    candidates = session.scalars(select(model).where(model.username == username)).all()
+    try:
+        candidates = session.scalars(select(model).where(model.username == username)).all()
+    except OperationalError as error:
+        if _is_beyond_the_columns_charset(error):
+            return None  # no row can hold this username
+        raise
     return next((user for user in candidates if user.username == username), None)
+
+
+# MySQL/MariaDB: "Illegal mix of collations", for a value the column's character
+# set cannot represent (an emoji for a latin1 or utf8mb3 table).
+_MIXED_COLLATION_ERRORS = frozenset({1267, 1270, 1271})
+
+
+def _is_beyond_the_columns_charset(error: OperationalError) -> bool:
+    code = getattr(error.orig, "args", (None,))[0]
+    return code in _MIXED_COLLATION_ERRORS
 
 
 def resolve_user_model(user_model: type[U] | None = None) -> type[U] | type[UserMixin]:

@@ -96,11 +96,17 @@ def set_password_hasher(hasher: PasswordHasher | None) -> PasswordHasher | None:
     """
     global _chosen_hasher, _hashing
     if hasher is not None:
-        from argon2 import PasswordHasher
+        from argon2 import PasswordHasher, Type
 
         if not isinstance(hasher, PasswordHasher):
             raise TypeError(
                 f"set_password_hasher() takes an argon2.PasswordHasher or None, not {hasher!r}."
+            )
+        if hasher.type is not Type.ID:
+            variant = hasher.type.name
+            raise ValueError(
+                f"set_password_hasher() takes an Argon2id hasher; this one makes {variant} "
+                "hashes (leave out type=, or say type=argon2.Type.ID)."
             )
     previous = _chosen_hasher
     _chosen_hasher, _hashing = hasher, None

@@ -304,6 +304,42 @@ def test_a_username_as_long_as_the_column_allows_is_looked_up(
     assert len(statements) == 1
 
 
+def test_a_username_the_users_table_cannot_hold_is_an_unknown_user(
+    engine: Engine, hasher: WatchedHasher
+) -> None:
+    # A latin1 table on MariaDB cannot even compare with an emoji: the database
+    # raises "Illegal mix of collations". No account can have such a name.
+    class LocalBase(DeclarativeBase):
+        pass
+
+    class LegacyUser(UserMixin, LocalBase):
+        __tablename__ = "legacy_users"
+        __table_args__: ClassVar[dict[str, Any]] = {"mysql_charset": "latin1"}
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    LocalBase.metadata.create_all(engine)
+    try:
+        with Session(engine) as session:
+            alice = LegacyUser(username="alice")
+            alice.set_password("correct horse")
+            session.add(alice)
+            session.commit()
+            for username in ["\N{GRINNING FACE}", "\N{LATIN CAPITAL LETTER A WITH MACRON}"]:
+                hasher.verified.clear()
+                found = authenticate(
+                    session, username=username, password="correct horse", user_model=LegacyUser
+                )
+                assert found is None
+                assert len(hasher.verified) == 1  # the dummy hash: as long as a wrong password
+            found = authenticate(
+                session, username="alice", password="correct horse", user_model=LegacyUser
+            )
+            assert found is alice  # the session is still usable
+    finally:
+        LocalBase.metadata.drop_all(engine)
+        LocalBase.registry.dispose()
+
+
 # -- which user model -------------------------------------------------------------------
 
 

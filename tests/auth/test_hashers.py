@@ -45,6 +45,12 @@ def test_something_that_is_not_a_password_hasher_is_refused_by_name() -> None:
         set_password_hasher("argon2")  # type: ignore[arg-type]
 
 
+def test_a_hasher_of_another_argon2_variant_is_refused() -> None:
+    # Stored hashes are Argon2id, always: argon2i and argon2d are refused at once.
+    with pytest.raises(ValueError, match="takes an Argon2id hasher; this one makes I hashes"):
+        set_password_hasher(PasswordHasher(type=Type.I))
+
+
 def test_importing_sa_signals_and_its_auth_module_needs_no_argon2() -> None:
     result = run_python(
         """
