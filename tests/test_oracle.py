@@ -11,7 +11,7 @@ released) on each database. After every step:
   in order, and replayed from the start give exactly the rows the database holds.
 
 ``SA_SIGNALS_ORACLE_EXAMPLES`` sets the number of programs per database (CI runs
-the default); raise it for a long run.
+the default, 300, of up to 25 steps each); raise it for a long run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sa_signals import post_delete, post_save
 from tests.models import Note
 
-EXAMPLES = int(os.environ.get("SA_SIGNALS_ORACLE_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("SA_SIGNALS_ORACLE_EXAMPLES", "300"))
 TEXTS = st.sampled_from(["a", "b", "c"])  # few values: same-value changes happen often
 
 Rows = dict[int, str]
