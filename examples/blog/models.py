@@ -24,7 +24,7 @@ from sqlalchemy.orm import (
 )
 
 from sa_signals.auth import UserMixin
-from sa_signals.auth.types import UTCDateTime
+from sa_signals.types import UTCDateTime
 
 __all__ = ["AuditEntry", "Base", "Comment", "Email", "Post", "Tag", "User", "post_tags"]
 

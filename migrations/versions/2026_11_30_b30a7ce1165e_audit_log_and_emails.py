@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import sa_signals.auth.types
+import sa_signals.types
 
 revision: str = "b30a7ce1165e"
 down_revision: str | Sequence[str] | None = "2b464d9b5eef"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", sa_signals.auth.types.UTCDateTime(), nullable=False),
+        sa.Column("at", sa_signals.types.UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=150), nullable=True),
         sa.Column("action", sa.String(length=50), nullable=False),
         sa.Column("subject", sa.String(length=250), nullable=False),
@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_table(
         "emails",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("sent_at", sa_signals.auth.types.UTCDateTime(), nullable=False),
+        sa.Column("sent_at", sa_signals.types.UTCDateTime(), nullable=False),
         sa.Column("recipient", sa.String(length=254), nullable=False),
         sa.Column("subject", sa.String(length=250), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),

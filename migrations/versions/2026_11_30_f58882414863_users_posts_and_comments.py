@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import sa_signals.auth.types
+import sa_signals.types
 
 revision: str = "f58882414863"
 down_revision: str | Sequence[str] | None = None
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=150), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("last_login", sa_signals.auth.types.UTCDateTime(), nullable=True),
+        sa.Column("last_login", sa_signals.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", sa_signals.auth.types.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", sa_signals.auth.types.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sa_signals.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sa_signals.types.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("post_id", sa.Integer(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", sa_signals.auth.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa_signals.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["author_id"], ["users.id"], name=op.f("fk_comments_author_id_users")
         ),

@@ -16,7 +16,7 @@ from sqlalchemy import String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sa_signals.auth import hashers
-from sa_signals.auth.types import UTCDateTime
+from sa_signals.types import UTCDateTime
 
 __all__ = ["MAX_USERNAME_LENGTH", "UserMixin"]
 

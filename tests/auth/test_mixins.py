@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from sa_signals.auth import MAX_PASSWORD_LENGTH, set_password_hasher
-from sa_signals.auth.types import UTCDateTime
+from sa_signals.types import UTCDateTime
 from tests.auth.conftest import WatchedHasher
 from tests.models import User
 

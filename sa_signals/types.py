@@ -1,4 +1,5 @@
-"""The column type of ``last_login``: timezone-aware UTC on every database.
+"""Column types: ``UTCDateTime``, timezone-aware UTC on every database (the
+auth module's ``last_login``, the outbox's timestamps).
 
 ``DateTime(timezone=True)`` keeps the offset on PostgreSQL only: SQLite and
 MySQL/MariaDB store the wall-clock time and hand back a naive ``datetime``, and
