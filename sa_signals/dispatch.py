@@ -108,7 +108,7 @@ def _is_async(receiver: Receiver) -> bool:
     return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(call)
 
 
-def _check_receiver(receiver: Any) -> None:
+def check_receiver(receiver: Any) -> None:
     """Refuse at connect time what would otherwise fail at the first send."""
     if not callable(receiver):
         raise TypeError(f"Signal receivers must be callable; {receiver!r} is not.")
@@ -194,7 +194,7 @@ class Signal(blinker.Signal):
         :raises ValueError: ``receiver`` cannot take keyword arguments.
         :returns: ``receiver``, unchanged.
         """
-        _check_receiver(receiver)
+        check_receiver(receiver)
         if on_commit and not self.can_defer:
             raise TypeError(
                 f"Cannot connect {describe(receiver)} with on_commit=True: {self!r} is not "

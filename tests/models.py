@@ -3,14 +3,27 @@ database, emptied after every test."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric, String, Table, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    PickleType,
+    String,
+    Table,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sa_signals.auth import UserMixin
+from sa_signals.celery import outbox_table
+from sa_signals.types import UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -264,3 +277,40 @@ class User(UserMixin, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+
+
+# -- models of background receivers: every kind of primary key, JSON-unfriendly values ----
+
+outbox = outbox_table(Base.metadata)
+
+
+class Invoice(Base):
+    """A string primary key, and values JSON has no type for."""
+
+    __tablename__ = "invoice"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    due: Mapped[date]
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reference: Mapped[uuid.UUID | None]
+    notes: Mapped[Any] = mapped_column(PickleType, nullable=True)  # anything, JSON or not
+
+
+class Ticket(Base):
+    """A UUID primary key."""
+
+    __tablename__ = "ticket"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(100))
+
+
+class Stock(Base):
+    """A composite primary key."""
+
+    __tablename__ = "stock"
+
+    warehouse: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(20), primary_key=True)
+    quantity: Mapped[int] = mapped_column(default=0)

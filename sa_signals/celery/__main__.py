@@ -1,0 +1,92 @@
+"""``python -m sa_signals.celery relay --db URL --app MODULE:APP [--loop]``
+
+Publishes the outbox's pending events through the Celery app's broker: once, or
+``--loop`` until stopped, waiting ``--interval`` seconds when nothing is pending
+and backing off (up to ``--max-interval``) while the broker is out. Several
+relays may run at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from celery import Celery
+from sqlalchemy import Engine, create_engine, func, select
+
+from sa_signals.celery.outbox import standalone_outbox_table
+from sa_signals.celery.relay import relay_outbox
+
+logger = logging.getLogger("sa_signals")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = _load_app(options.app)
+    engine = create_engine(options.db)
+    try:
+        if not options.loop:
+            print(f"published {relay_outbox(engine, app, batch_size=options.batch_size)} event(s)")
+            return 0
+        with contextlib.suppress(KeyboardInterrupt):
+            _loop(engine, app, options)
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _loop(engine: Engine, app: Celery, options: argparse.Namespace) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    wait = options.interval
+    while not stop.is_set():
+        published = relay_outbox(engine, app, batch_size=options.batch_size)
+        if published:
+            logger.info("published %d event(s)", published)
+            wait = options.interval
+        elif _pending(engine):
+            wait = min(wait * 2, options.max_interval)  # the broker is out: back off
+        else:
+            wait = options.interval
+        stop.wait(wait)
+
+
+def _pending(engine: Engine) -> int:
+    table = standalone_outbox_table()
+    with engine.connect() as connection:
+        pending = select(func.count()).select_from(table).where(table.c.sent_at.is_(None))
+        return connection.scalar(pending) or 0
+
+
+def _load_app(path: str) -> Celery:
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise SystemExit(f"--app takes MODULE:APP (such as myproject.tasks:app), not {path!r}")
+    app = getattr(importlib.import_module(module_name), attribute, None)
+    if not isinstance(app, Celery):
+        raise SystemExit(f"--app {path!r} is not a Celery application")
+    return app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sa_signals.celery")
+    commands = parser.add_subparsers(dest="command", required=True)
+    relay = commands.add_parser("relay", help="publish the outbox's pending events")
+    relay.add_argument("--db", required=True, help="SQLAlchemy URL of the database")
+    relay.add_argument("--app", required=True, help="the Celery app, as MODULE:APP")
+    relay.add_argument("--loop", action="store_true", help="keep relaying until stopped")
+    relay.add_argument("--interval", type=float, default=1.0, help="seconds between runs")
+    relay.add_argument("--max-interval", type=float, default=60.0, help="longest back-off")
+    relay.add_argument("--batch-size", type=int, default=500)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

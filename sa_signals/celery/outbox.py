@@ -1,0 +1,80 @@
+"""The outbox table, and writing an event into it in the transaction of the
+change it reports.
+
+A row is one event waiting to reach the broker: written by the flush that made
+the change (so it commits, or rolls back, with the change: a rolled-back
+SAVEPOINT takes its events along), published right after the commit, and
+otherwise by ``relay_outbox`` later. ``sent_at`` is set once the broker took it;
+``claimed_until`` is the lease of the relay publishing it now, so that a relay
+that dies mid-way lets another take over when the lease ends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kombu.utils.json import dumps
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy.orm import Mapper, Session
+
+from sa_signals.types import UTCDateTime
+
+__all__ = ["OUTBOX_TABLE", "outbox_table", "standalone_outbox_table", "write_event"]
+
+OUTBOX_TABLE = "sa_signals_outbox"
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Declare the outbox table in the application's own ``metadata``, so that
+    ``create_all()`` and ``alembic revision --autogenerate`` see it; calling it
+    again with the same metadata returns the same ``Table``.
+
+    The outbox must live in the database of the models whose events it holds:
+    an event commits in the same transaction as its change, or not at all.
+    """
+    existing = metadata.tables.get(OUTBOX_TABLE)
+    if existing is not None:
+        return existing
+    return Table(
+        OUTBOX_TABLE,
+        metadata,
+        # The event's id, and the Celery task id it is published with.
+        Column("id", String(36), primary_key=True),
+        Column("task", String(255), nullable=False),  # the Celery task's name
+        Column("payload", Text, nullable=False),  # the task's keyword arguments (kombu JSON)
+        Column("options", Text, nullable=False),  # how to publish it: queue, countdown...
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("claimed_until", UTCDateTime(), nullable=True),
+        Column("sent_at", UTCDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Index(f"ix_{OUTBOX_TABLE}_pending", "sent_at", "created_at"),
+    )
+
+
+def standalone_outbox_table() -> Table:
+    """The outbox as the relay sees it: without the application's models."""
+    return outbox_table(MetaData())
+
+
+def write_event(
+    session: Session,
+    mapper: Mapper[Any],
+    table: Table,
+    task: str,
+    event: dict[str, Any],
+    options: str,
+) -> None:
+    """Insert one event in the session's transaction, on the connection that
+    writes ``mapper``'s rows (a plain INSERT: no flush, no signal)."""
+    connection = session.connection(bind_arguments={"mapper": mapper})
+    connection.execute(
+        insert(table).values(
+            id=event["event_id"],
+            task=task,
+            payload=dumps(event),
+            options=options,
+            created_at=datetime.now(UTC),
+            attempts=0,
+        )
+    )

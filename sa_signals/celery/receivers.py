@@ -1,0 +1,195 @@
+"""``task_receiver``: a model-signal receiver that runs in a Celery worker.
+
+At the flush, a receiver of its own writes the event into the outbox, in the
+transaction of the change. After the commit the transaction's events are
+published (the rest is left to ``relay_outbox``). In the worker, a Celery task
+loads the instance again in a session of its own and calls the receiver there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+from celery import Celery, Task
+from sqlalchemy import Table, inspect
+from sqlalchemy.orm import Mapper, Session, SessionTransaction
+
+from sa_signals.celery.events import BACKGROUND_SIGNALS, arguments_in_worker, encode, event_for
+from sa_signals.celery.outbox import OUTBOX_TABLE, write_event
+from sa_signals.celery.relay import publish_events
+from sa_signals.dispatch import Receiver, Signal, check_receiver, describe
+from sa_signals.transaction import on_commit
+
+__all__ = ["task_receiver"]
+
+logger = logging.getLogger("sa_signals")
+
+F = TypeVar("F", bound=Receiver)
+
+# Options of task_receiver that say how each message is published, rather than
+# what the task is (max_retries, acks_late, rate_limit... go to app.task()).
+PUBLISH_OPTIONS = frozenset(
+    {"queue", "routing_key", "exchange", "priority", "countdown", "expires"}
+)
+
+
+def task_receiver(
+    signal: Signal,
+    sender: Any = None,
+    *,
+    app: Celery,
+    session_factory: Callable[[], Session],
+    **task_options: Any,
+) -> Callable[[F], F]:
+    """Run the decorated receiver of ``post_save`` or ``post_delete`` in a Celery
+    worker, after the commit, with nothing lost on the way::
+
+        @task_receiver(post_save, sender=Order, app=celery_app, session_factory=SessionLocal)
+        def send_confirmation(sender, instance, created, session, event_id, **kwargs): ...
+
+    The receiver gets the keyword arguments it would get at the flush, with
+    ``instance`` loaded again in a session made by ``session_factory`` (and passed
+    as ``session``; it is committed when the receiver returns), and ``event_id``,
+    the event's stable id (the Celery task id): a message delivered twice after a
+    crash carries the same one. For ``post_delete``, ``instance`` (and ``origin``)
+    is a detached copy built from the deleted row's values.
+
+    The sender's metadata must hold the outbox table (``outbox_table(metadata)``).
+    ``task_options`` are Celery's: ``queue``, ``routing_key``, ``exchange``,
+    ``priority``, ``countdown`` and ``expires`` are used when publishing, the others
+    (``name``, ``max_retries``, ``autoretry_for``, ``acks_late``...) go to
+    ``app.task()``.
+
+    :raises TypeError: ``signal`` is not ``post_save`` or ``post_delete``, or
+        ``sender`` is not a mapped class.
+    :raises LookupError: ``sender``'s metadata has no outbox table.
+    """
+    if signal not in BACKGROUND_SIGNALS:
+        raise TypeError(
+            f"task_receiver() runs receivers of post_save and post_delete, not {signal!r}: "
+            "those are sent once the row is written, with a primary key to load it by."
+        )
+    if sender is not None:
+        _outbox_of(inspect(sender))  # raises early when it is missing
+
+    def connect(receiver: F) -> F:
+        check_receiver(receiver)
+        BackgroundReceiver(receiver, signal, sender, app, session_factory, task_options)
+        return receiver
+
+    return connect
+
+
+class BackgroundReceiver:
+    """The outbox writer connected to the signal, and the Celery task it feeds."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        signal: Signal,
+        sender: Any,
+        app: Celery,
+        session_factory: Callable[[], Session],
+        task_options: dict[str, Any],
+    ) -> None:
+        self.receiver = receiver
+        self.signal = signal
+        self.app = app
+        self.session_factory = session_factory
+        self.publish_options = encode(
+            {k: v for k, v in task_options.items() if k in PUBLISH_OPTIONS}
+        )
+        options = {k: v for k, v in task_options.items() if k not in PUBLISH_OPTIONS}
+        if "name" not in options:
+            qualname = getattr(receiver, "__qualname__", type(receiver).__qualname__)
+            options["name"] = f"{receiver.__module__}.{qualname}"
+        # Options are whatever Celery takes: its typed overloads cannot follow them.
+        make_task: Callable[..., Callable[..., Task[Any, None]]] = app.task
+
+        def run_in_worker(**event: Any) -> None:
+            self._run_in_worker(event)
+
+        # shared=False: the task is this app's, not every app's made from now on.
+        self.task = make_task(shared=False, **options)(run_in_worker)
+        signal.connect(self.write, sender=sender, weak=False, dispatch_uid=self.task.name)
+
+    def write(self, **named: Any) -> None:
+        """At the flush: the event into the outbox, and its publication after the commit."""
+        session: Session = named["session"]
+        instance = named["instance"]
+        mapper: Mapper[Any] = inspect(type(instance))
+        table = _outbox_of(mapper)
+        event = event_for(self.signal, named, self.receiver)
+        write_event(session, mapper, table, self.task.name, event, self.publish_options)
+        publication = _publication(session, session.get_bind(mapper), table)
+        publication.add(event["event_id"], self.task, self.app)
+
+    def _run_in_worker(self, event: dict[str, Any]) -> None:
+        with self.session_factory() as session:
+            arguments = arguments_in_worker(event, session)
+            if arguments is None:
+                logger.warning(
+                    "%s skipped: %s %s was deleted before the worker ran (event %s).",
+                    describe(self.receiver),
+                    event["model"],
+                    event["pk"],
+                    event["event_id"],
+                )
+                return
+            self.receiver(**arguments)
+            session.commit()
+
+
+def _outbox_of(mapper: Mapper[Any]) -> Table:
+    local = mapper.local_table
+    metadata = local.metadata if isinstance(local, Table) else mapper.registry.metadata
+    table = metadata.tables.get(OUTBOX_TABLE)
+    if table is None:
+        raise LookupError(
+            f"{mapper.class_.__name__}'s metadata has no outbox table: declare it with "
+            "sa_signals.celery.outbox_table(metadata) (and create it: create_all() or a migration)."
+        )
+    return table
+
+
+# -- publishing each transaction's events after its commit --------------------------------
+
+
+@dataclass(eq=False)
+class _Publication:
+    """The events one transaction (or SAVEPOINT) wrote to one outbox, published
+    after the commit by a single on_commit callback; a rolled-back SAVEPOINT
+    drops the callback, as its rows are gone too."""
+
+    bind: Any
+    table: Table
+    events: list[str] = field(default_factory=list)
+    apps: dict[str, Celery] = field(default_factory=dict)  # by task name
+
+    def add(self, event_id: str, task: Task[Any, None], app: Celery) -> None:
+        self.events.append(event_id)
+        self.apps[task.name] = app
+
+    def publish(self) -> None:
+        publish_events(self.bind, self.table, self.apps.__getitem__, self.events)
+
+
+_PUBLICATIONS = "sa_signals.celery.publications"
+
+
+def _publication(session: Session, bind: Any, table: Table) -> _Publication:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    assert transaction is not None  # sent from a flush
+    by_transaction: WeakKeyDictionary[SessionTransaction, dict[Any, _Publication]] = (
+        session.info.setdefault(_PUBLICATIONS, WeakKeyDictionary())
+    )
+    publications = by_transaction.setdefault(transaction, {})
+    publication = publications.get((bind, table))
+    if publication is None:
+        publication = publications[(bind, table)] = _Publication(bind, table)
+        on_commit(publication.publish, session, robust=True)
+    return publication
