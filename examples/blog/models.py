@@ -24,9 +24,10 @@ from sqlalchemy.orm import (
 )
 
 from sa_signals.auth import UserMixin
+from sa_signals.celery import outbox_table
 from sa_signals.types import UTCDateTime
 
-__all__ = ["AuditEntry", "Base", "Comment", "Email", "Post", "Tag", "User", "post_tags"]
+__all__ = ["AuditEntry", "Base", "Comment", "Email", "Post", "Tag", "User", "outbox", "post_tags"]
 
 
 class Base(DeclarativeBase):
@@ -146,3 +147,7 @@ class Email(Base):
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(250))
     body: Mapped[str] = mapped_column(Text)
+
+
+# Events of background receivers (sa_signals.celery), written with the changes.
+outbox = outbox_table(Base.metadata)

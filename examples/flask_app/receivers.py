@@ -3,8 +3,9 @@
 * the audit log, written in the same transaction as the change it records
   (``post_save`` with its ``changes``, ``post_delete``, ``m2m_changed``, and the
   login signals), so that a rolled-back change leaves no line;
-* e-mails, sent only after the commit (``on_commit=True``), so that nobody is
-  told about work that was rolled back.
+* the welcome e-mail, sent only after the commit (``on_commit=True``), so that
+  nobody is welcomed to an account that was rolled back (the e-mail about a new
+  comment runs in the background: ``tasks.py``).
 
 Receivers are connected when this module is imported, as Django connects them
 when an app is ready.
@@ -153,29 +154,6 @@ def welcome_new_user(
             f"Welcome, {instance.username}",
             "Your account on the sa-signals demo is ready.",
         )
-
-
-@receiver(post_save, sender=Comment, on_commit=True)
-def tell_the_author_about_a_comment(
-    sender: type[Comment],
-    instance: Comment,
-    created: bool,
-    raw: bool,
-    session: Session,
-    **kwargs: Any,
-) -> None:
-    if not created or raw:
-        return
-    with _mail_session(session) as mail:
-        post = mail.get_one(Post, instance.post_id)
-        if post.author_id != instance.author_id:
-            mail.add(
-                Email(
-                    recipient=post.author.email,
-                    subject=f"New comment on {post.title!r}",
-                    body=instance.body,
-                )
-            )
 
 
 def _send_email(session: Session, recipient: str, subject: str, body: str) -> None:

@@ -10,10 +10,15 @@ from flask import Flask
 from sqlalchemy import Engine, MetaData, select
 from sqlalchemy.orm import Session
 
-from examples.blog.models import Comment, Post, User
+from examples.blog.models import Comment, Post, User, outbox
 from examples.flask_app import db
 from examples.tests.conftest import Blog, Browser, audit_log, emails
 from sa_signals.auth.credentials import CLEANSED_SUBSTITUTE
+
+
+def outbox_events(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return list(session.scalars(select(outbox.c.id).order_by(outbox.c.id)))
 
 
 def test_registering_logs_the_user_in_and_welcomes_them_by_email_after_the_commit(
@@ -157,6 +162,9 @@ def test_a_comment_emails_the_post_author_after_the_commit_but_not_their_own(
 
     assert emails(engine) == [("alice@example.test", "New comment on 'First post'")]
     assert "New comment on" in browser.get("/emails").text
+    # Every comment's event went through the outbox of the background receiver, and out.
+    with Session(engine) as session:
+        assert session.scalars(select(outbox.c.id).where(outbox.c.sent_at.is_(None))).all() == []
 
 
 def test_a_post_written_then_rolled_back_leaves_no_audit_line_and_no_email(
@@ -184,11 +192,13 @@ def test_a_request_that_fails_after_its_flush_leaves_no_audit_line_and_no_email(
         db.session.flush()  # post_save: the audit line is added; the e-mail waits
         raise RuntimeError("the request fails after its flush")
 
+    events_before = outbox_events(engine)
     with pytest.raises(RuntimeError, match="after its flush"):
         browser.submit("/comment-then-fail", page="/login")
 
     assert audit_log(engine) == []  # Flask-SQLAlchemy rolled the request's session back
     assert emails(engine) == []
+    assert outbox_events(engine) == events_before  # the comment's event went with it
     with Session(engine) as session:
         assert session.scalars(select(Comment.body)).all() == ["Hi!"]
 

@@ -1,0 +1,13 @@
+"""The demo's Celery worker: ``celery -A examples.flask_app.worker worker``
+(with ``CELERY_BROKER_URL`` set). It builds the Flask app for its configuration
+and database, and serves no requests."""
+
+from __future__ import annotations
+
+import secrets
+
+from examples.flask_app import create_app
+from examples.flask_app.tasks import celery_app
+
+flask_app = create_app({"SECRET_KEY": secrets.token_hex(32)})
+app = celery_app
