@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sa_signals.celery import task_receiver
 from tests.celery.proxy import BrokerProxy
 from tests.databases import unavailable
+from tests.models import outbox
 
 BROKERS = {
     "rabbitmq": os.environ.get("SA_SIGNALS_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
@@ -166,3 +167,10 @@ def messages_waiting(app: Celery, queue: str | None = None) -> list[str]:
 def delete_queue(app: Celery, queue: str | None = None) -> None:
     with app.connection_for_write() as connection:
         connection.default_channel.queue_delete(queue or app.conf.task_default_queue)
+
+
+def pending_events(engine: Engine) -> int:
+    """How many events of the outbox wait to be published."""
+    with engine.connect() as connection:
+        pending = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        return connection.scalar(pending) or 0

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session
 
 from sa_signals import post_save
 from sa_signals.celery import outbox_table, relay_outbox
 from sa_signals.celery.relay import STALL_TIMEOUT
-from tests.celery.conftest import Deliveries, messages_waiting
+from tests.celery.conftest import Deliveries, messages_waiting, pending_events
 from tests.celery.proxy import BrokerProxy
 from tests.databases import Database
 from tests.models import Base, Order, outbox
@@ -35,16 +35,6 @@ from tests.models import Base, Order, outbox
 Background = Callable[..., Deliveries]
 Worker = Callable[[], AbstractContextManager[Any]]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def pending_events(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return (
-            connection.scalar(
-                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-            )
-            or 0
-        )
 
 
 def commit_orders(session: Session, count: int) -> None:

@@ -12,26 +12,16 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from sa_signals import on_commit, post_delete, post_save, pre_save
 from sa_signals.celery import task_receiver
-from tests.celery.conftest import Deliveries, messages_waiting
+from tests.celery.conftest import Deliveries, messages_waiting, pending_events
 from tests.models import Invoice, Order, OrderLine, Stock, Ticket, outbox
 
 Background = Callable[..., Deliveries]
 Worker = Callable[[], AbstractContextManager[Any]]
-
-
-def pending_events(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return (
-            connection.scalar(
-                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-            )
-            or 0
-        )
 
 
 def test_a_post_save_receiver_runs_in_the_worker_after_the_commit(
