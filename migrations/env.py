@@ -35,18 +35,19 @@ def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+options: dict[str, Any] = {
+    "target_metadata": target_metadata,
+    # SQLite can alter a table only by copying it: batch mode does that.
+    "render_as_batch": True,
+    "render_item": render_item,
+}
+
 if context.is_offline_mode():
-    context.configure(url=database_url(), literal_binds=True, target_metadata=target_metadata)
+    context.configure(url=database_url(), literal_binds=True, **options)
     run_migrations(context)
 else:
     engine = open_engine(poolclass=NullPool)
     with engine.connect() as connection:
-        # SQLite can alter a table only by copying it: batch mode does that.
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=True,
-            render_item=render_item,
-        )
+        context.configure(connection=connection, **options)
         run_migrations(context)
     engine.dispose()

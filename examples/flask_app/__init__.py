@@ -8,9 +8,10 @@ Run it with ``python -m examples.flask_app`` (after ``alembic upgrade head``);
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
 from examples.blog.database import database_url, make_savepoints_real
 from examples.flask_app import accounts, posts
@@ -35,6 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=True,
+        # A signed cookie stays valid until it expires, logout or not: keep that short.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=1024 * 1024,  # no form here needs more
     )
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
@@ -47,4 +51,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SessionLocal.configure(bind=db.engine)  # the background receivers' sessions
     app.register_blueprint(accounts.blueprint)
     app.register_blueprint(posts.blueprint)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    """No framing (a one-click delete button must not be clickjacked), no
+    script from anywhere but this site, no guessing of content types."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response

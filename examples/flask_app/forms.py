@@ -21,7 +21,14 @@ class RegisterForm(FlaskForm):
             Regexp(r"^[\w.@+-]+$", message="Letters, digits and @ . + - _ only."),
         ],
     )
-    email = EmailField("E-mail", validators=[InputRequired(), Length(max=254)])
+    email = EmailField(
+        "E-mail",
+        validators=[
+            InputRequired(),
+            Length(max=254),
+            Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="That is no e-mail address."),
+        ],
+    )
     password = PasswordField(
         "Password", validators=[InputRequired(), Length(min=8, max=MAX_PASSWORD_LENGTH)]
     )
@@ -35,8 +42,9 @@ class RegisterForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    # No validators: authenticate() judges every value, and reports the failure.
-    username = StringField("Username")
+    # authenticate() judges every value, and reports the failure; the length
+    # limit only keeps a flood of megabyte usernames out of the audit log.
+    username = StringField("Username", validators=[Length(max=150)])
     password = PasswordField("Password")
 
 
@@ -53,7 +61,3 @@ class PostForm(FlaskForm):
 
 class CommentForm(FlaskForm):
     body = TextAreaField("Comment", validators=[InputRequired(), Length(max=5000)])
-
-
-class ConfirmForm(FlaskForm):
-    """A form with nothing but its CSRF token: for logout and delete buttons."""

@@ -77,8 +77,11 @@ def audit_tags(
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     verb = "tagged" if action == "post_add" else "untagged"
-    names = sorted(tag.name for tag in objects) if isinstance(instance, Post) else []
-    _audit(session, verb, _describe(instance), {"tags": names})
+    if isinstance(instance, Post):
+        details = {"tags": sorted(tag.name for tag in objects)}
+    else:  # changed from the tag's side (the app itself never does)
+        details = {"posts": sorted(_describe(post) for post in objects)}
+    _audit(session, verb, _describe(instance), details)
 
 
 @receiver(user_logged_in, sender=User)
@@ -153,6 +156,25 @@ def welcome_new_user(
             instance.email,
             f"Welcome, {instance.username}",
             "Your account on the sa-signals demo is ready.",
+        )
+
+
+@receiver(post_save, sender=Post, on_commit=True)
+def confirm_publication(
+    sender: type[Post], instance: Post, created: bool, raw: bool, session: Session, **kwargs: Any
+) -> None:
+    if not created or raw:
+        return  # (and for a post written, then rolled back, no call at all)
+    with _mail_session(session) as mail:
+        # The post's own columns are readable here without a query; its author,
+        # a related object, is loaded in the mail's session.
+        author = mail.get_one(User, instance.author_id)
+        mail.add(
+            Email(
+                recipient=author.email,
+                subject=f"Published: {instance.title!r}",
+                body=f"Your post is online at /posts/{instance.id}.",
+            )
         )
 
 

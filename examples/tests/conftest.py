@@ -100,8 +100,8 @@ def app(engine: Engine) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-class Browser:
-    """The test client, used the way a browser uses the app: over HTTPS (the
+class Visitor:
+    """The test client, used the way a visitor's browser uses the app: over HTTPS (the
     session cookie is ``Secure``), with a ``Referer``, and submitting forms with
     the CSRF token of the page they are on."""
 
@@ -132,8 +132,8 @@ class Browser:
 
 
 @pytest.fixture
-def browser(app: Flask) -> Browser:
-    return Browser(app.test_client())
+def visitor(app: Flask) -> Visitor:
+    return Visitor(app.test_client())
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +147,7 @@ def cheap_password_hashing() -> Iterator[None]:
 @dataclass(frozen=True)
 class Blog:
     alice_id: int
+    bob_id: int
     post_id: int
     comment_id: int
 
@@ -164,7 +165,7 @@ def blog(engine: Engine) -> Blog:
         post = Post(author=alice, title="First post", body="Hello.", comments=[comment])
         session.add(post)
         session.flush()
-        blog = Blog(alice.id, post.id, comment.id)
+        blog = Blog(alice.id, bob.id, post.id, comment.id)
         session.commit()
     return blog
 
