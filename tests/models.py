@@ -3,14 +3,16 @@ database, emptied after every test."""
 
 from __future__ import annotations
 
+import enum
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     Column,
     DateTime,
+    Enum,
     ForeignKey,
     Integer,
     Numeric,
@@ -284,6 +286,11 @@ class User(UserMixin, Base):
 outbox = outbox_table(Base.metadata)
 
 
+class InvoiceState(enum.Enum):
+    DRAFT = "draft"
+    SENT = "sent"
+
+
 class Invoice(Base):
     """A string primary key, and values JSON has no type for."""
 
@@ -294,6 +301,10 @@ class Invoice(Base):
     due: Mapped[date]
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reference: Mapped[uuid.UUID | None]
+    state: Mapped[InvoiceState] = mapped_column(
+        Enum(InvoiceState, native_enum=False, length=20), default=InvoiceState.DRAFT
+    )
+    terms: Mapped[timedelta | None]
     notes: Mapped[Any] = mapped_column(PickleType, nullable=True)  # anything, JSON or not
 
 

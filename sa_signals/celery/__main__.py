@@ -15,25 +15,34 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from celery import Celery
 from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from sa_signals.celery.outbox import standalone_outbox_table
 from sa_signals.celery.relay import relay_outbox
 
 logger = logging.getLogger("sa_signals")
 
+T = TypeVar("T", int, float)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    engine = create_engine(options.db, pool_pre_ping=True)
+    if engine.dialect.is_async:
+        raise SystemExit(f"--db takes a synchronous driver's URL, not {options.db!r}")
     app = _load_app(options.app)
-    engine = create_engine(options.db)
     try:
         if not options.loop:
-            print(f"published {relay_outbox(engine, app, batch_size=options.batch_size)} event(s)")
+            published = relay_outbox(
+                engine, app, batch_size=options.batch_size, schema=options.schema
+            )
+            print(f"published {published} event(s)")
             return 0
         with contextlib.suppress(KeyboardInterrupt):
             _loop(engine, app, options)
@@ -47,19 +56,26 @@ def _loop(engine: Engine, app: Celery, options: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     wait = options.interval
     while not stop.is_set():
-        published = relay_outbox(engine, app, batch_size=options.batch_size)
+        try:
+            published = relay_outbox(
+                engine, app, batch_size=options.batch_size, schema=options.schema
+            )
+            still_pending = _pending(engine, options.schema) if not published else 0
+        except SQLAlchemyError as error:  # the database, for a moment: keep going
+            logger.warning("The outbox could not be read (%s); trying again.", error)
+            published, still_pending = 0, 1
         if published:
             logger.info("published %d event(s)", published)
             wait = options.interval
-        elif _pending(engine):
-            wait = min(wait * 2, options.max_interval)  # the broker is out: back off
+        elif still_pending:
+            wait = min(wait * 2, options.max_interval)  # something is out: back off
         else:
             wait = options.interval
         stop.wait(wait)
 
 
-def _pending(engine: Engine) -> int:
-    table = standalone_outbox_table()
+def _pending(engine: Engine, schema: str | None) -> int:
+    table = standalone_outbox_table(schema)
     with engine.connect() as connection:
         pending = select(func.count()).select_from(table).where(table.c.sent_at.is_(None))
         return connection.scalar(pending) or 0
@@ -81,11 +97,26 @@ def _parser() -> argparse.ArgumentParser:
     relay = commands.add_parser("relay", help="publish the outbox's pending events")
     relay.add_argument("--db", required=True, help="SQLAlchemy URL of the database")
     relay.add_argument("--app", required=True, help="the Celery app, as MODULE:APP")
+    relay.add_argument("--schema", help="the outbox's schema, if it has one")
     relay.add_argument("--loop", action="store_true", help="keep relaying until stopped")
-    relay.add_argument("--interval", type=float, default=1.0, help="seconds between runs")
-    relay.add_argument("--max-interval", type=float, default=60.0, help="longest back-off")
-    relay.add_argument("--batch-size", type=int, default=500)
+    relay.add_argument(
+        "--interval", type=_positive(float), default=1.0, help="seconds between runs"
+    )
+    relay.add_argument(
+        "--max-interval", type=_positive(float), default=60.0, help="longest back-off"
+    )
+    relay.add_argument("--batch-size", type=_positive(int), default=500)
     return parser
+
+
+def _positive(kind: type[T]) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above zero")
+        return value
+
+    return parse
 
 
 if __name__ == "__main__":

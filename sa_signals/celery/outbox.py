@@ -4,23 +4,30 @@ change it reports.
 A row is one event waiting to reach the broker: written by the flush that made
 the change (so it commits, or rolls back, with the change: a rolled-back
 SAVEPOINT takes its events along), published right after the commit, and
-otherwise by ``relay_outbox`` later. ``sent_at`` is set once the broker took it;
-``claimed_until`` is the lease of the relay publishing it now, so that a relay
-that dies mid-way lets another take over when the lease ends.
+otherwise by ``relay_outbox`` later. ``sent_at`` is set once the broker
+confirmed it; ``claimed_until`` is the lease of the relay publishing it now, so
+that a relay that dies mid-way lets another take over when the lease ends;
+``attempts`` counts the claims, for whoever looks into an event that lingers.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from kombu.utils.json import dumps
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, insert
 from sqlalchemy.orm import Mapper, Session
 
 from sa_signals.types import UTCDateTime
 
-__all__ = ["OUTBOX_TABLE", "outbox_table", "standalone_outbox_table", "write_event"]
+__all__ = [
+    "OUTBOX_TABLE",
+    "find_outbox_table",
+    "outbox_table",
+    "standalone_outbox_table",
+    "write_event",
+]
 
 OUTBOX_TABLE = "sa_signals_outbox"
 
@@ -33,7 +40,7 @@ def outbox_table(metadata: MetaData) -> Table:
     The outbox must live in the database of the models whose events it holds:
     an event commits in the same transaction as its change, or not at all.
     """
-    existing = metadata.tables.get(OUTBOX_TABLE)
+    existing = metadata.tables.get(_key(metadata.schema))
     if existing is not None:
         return existing
     return Table(
@@ -52,17 +59,28 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-def standalone_outbox_table() -> Table:
+def find_outbox_table(metadata: MetaData) -> Table | None:
+    """The outbox declared in ``metadata``, if any."""
+    return metadata.tables.get(_key(metadata.schema))
+
+
+@functools.cache
+def standalone_outbox_table(schema: str | None = None) -> Table:
     """The outbox as the relay sees it: without the application's models."""
-    return outbox_table(MetaData())
+    return outbox_table(MetaData(schema=schema))
+
+
+def _key(schema: str | None) -> str:
+    return f"{schema}.{OUTBOX_TABLE}" if schema else OUTBOX_TABLE
 
 
 def write_event(
     session: Session,
     mapper: Mapper[Any],
     table: Table,
+    event_id: str,
     task: str,
-    event: dict[str, Any],
+    event: str,
     options: str,
 ) -> None:
     """Insert one event in the session's transaction, on the connection that
@@ -70,9 +88,9 @@ def write_event(
     connection = session.connection(bind_arguments={"mapper": mapper})
     connection.execute(
         insert(table).values(
-            id=event["event_id"],
+            id=event_id,
             task=task,
-            payload=dumps(event),
+            payload=event,
             options=options,
             created_at=datetime.now(UTC),
             attempts=0,

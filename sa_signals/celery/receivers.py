@@ -15,11 +15,16 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from celery import Celery, Task
-from sqlalchemy import Table, inspect
+from sqlalchemy import Connection, Table, inspect
 from sqlalchemy.orm import Mapper, Session, SessionTransaction
 
-from sa_signals.celery.events import BACKGROUND_SIGNALS, arguments_in_worker, encode, event_for
-from sa_signals.celery.outbox import OUTBOX_TABLE, write_event
+from sa_signals.celery.events import (
+    BACKGROUND_SIGNALS,
+    arguments_in_worker,
+    encode,
+    encoded_event,
+)
+from sa_signals.celery.outbox import find_outbox_table, write_event
 from sa_signals.celery.relay import publish_events
 from sa_signals.dispatch import Receiver, Signal, check_receiver, describe
 from sa_signals.transaction import on_commit
@@ -62,11 +67,15 @@ def task_receiver(
     ``task_options`` are Celery's: ``queue``, ``routing_key``, ``exchange``,
     ``priority``, ``countdown`` and ``expires`` are used when publishing, the others
     (``name``, ``max_retries``, ``autoretry_for``, ``acks_late``...) go to
-    ``app.task()``.
+    ``app.task()``. The writer connected to the signal has the task's name as
+    its ``dispatch_uid``: ``post_save.disconnect(sender=Order, dispatch_uid=name)``.
 
-    :raises TypeError: ``signal`` is not ``post_save`` or ``post_delete``, or
-        ``sender`` is not a mapped class.
+    :raises TypeError: ``signal`` is not ``post_save`` or ``post_delete``, ``sender``
+        is not a mapped class, ``app`` is not a Celery app, ``session_factory`` is
+        not callable, or an option cannot be used (``bind``, a publishing option
+        that is not JSON).
     :raises LookupError: ``sender``'s metadata has no outbox table.
+    :raises ValueError: the task's name is taken by another task of ``app``.
     """
     if signal not in BACKGROUND_SIGNALS:
         raise TypeError(
@@ -74,7 +83,19 @@ def task_receiver(
             "those are sent once the row is written, with a primary key to load it by."
         )
     if sender is not None:
-        _outbox_of(inspect(sender))  # raises early when it is missing
+        mapper = inspect(sender, raiseerr=False)
+        if not isinstance(mapper, Mapper):
+            raise TypeError(f"task_receiver() needs a mapped class as sender, not {sender!r}.")
+        _outbox_of(mapper)  # raises early when it is missing
+    if not isinstance(app, Celery):
+        raise TypeError(f"task_receiver() needs a Celery app as app=, not {app!r}.")
+    if not callable(session_factory):
+        raise TypeError(
+            f"task_receiver() needs a callable making sessions as session_factory=, "
+            f"not {session_factory!r} (a sessionmaker, say)."
+        )
+    if "bind" in task_options:
+        raise TypeError("task_receiver() makes the task itself: bind= is not an option.")
 
     def connect(receiver: F) -> F:
         check_receiver(receiver)
@@ -100,13 +121,14 @@ class BackgroundReceiver:
         self.signal = signal
         self.app = app
         self.session_factory = session_factory
-        self.publish_options = encode(
-            {k: v for k, v in task_options.items() if k in PUBLISH_OPTIONS}
-        )
+        self.publish_options = _publish_options(task_options)
         options = {k: v for k, v in task_options.items() if k not in PUBLISH_OPTIONS}
-        if "name" not in options:
-            qualname = getattr(receiver, "__qualname__", type(receiver).__qualname__)
-            options["name"] = f"{receiver.__module__}.{qualname}"
+        name = options.setdefault("name", _default_name(receiver))
+        if name in app.tasks:
+            raise ValueError(
+                f"{app!r} has a task named {name!r} already: give {describe(receiver)} a "
+                "name of its own (name=...)."
+            )
         # Options are whatever Celery takes: its typed overloads cannot follow them.
         make_task: Callable[..., Callable[..., Task[Any, None]]] = app.task
 
@@ -123,10 +145,10 @@ class BackgroundReceiver:
         instance = named["instance"]
         mapper: Mapper[Any] = inspect(type(instance))
         table = _outbox_of(mapper)
-        event = event_for(self.signal, named, self.receiver)
-        write_event(session, mapper, table, self.task.name, event, self.publish_options)
+        event_id, event = encoded_event(self.signal, named, self.receiver)
+        write_event(session, mapper, table, event_id, self.task.name, event, self.publish_options)
         publication = _publication(session, session.get_bind(mapper), table)
-        publication.add(event["event_id"], self.task, self.app)
+        publication.add(event_id, self.task, self.app)
 
     def _run_in_worker(self, event: dict[str, Any]) -> None:
         with self.session_factory() as session:
@@ -144,10 +166,26 @@ class BackgroundReceiver:
             session.commit()
 
 
+def _default_name(receiver: Receiver) -> str:
+    qualname = getattr(receiver, "__qualname__", type(receiver).__qualname__)
+    return f"{receiver.__module__}.{qualname}"
+
+
+def _publish_options(task_options: dict[str, Any]) -> str:
+    options = {k: v for k, v in task_options.items() if k in PUBLISH_OPTIONS}
+    try:
+        return encode(options)
+    except TypeError as error:
+        raise TypeError(
+            f"task_receiver()'s publishing options are stored with each event, as JSON: "
+            f"{error} (give a queue or exchange by its name)."
+        ) from error
+
+
 def _outbox_of(mapper: Mapper[Any]) -> Table:
     local = mapper.local_table
     metadata = local.metadata if isinstance(local, Table) else mapper.registry.metadata
-    table = metadata.tables.get(OUTBOX_TABLE)
+    table = find_outbox_table(metadata)
     if table is None:
         raise LookupError(
             f"{mapper.class_.__name__}'s metadata has no outbox table: declare it with "
@@ -175,7 +213,10 @@ class _Publication:
         self.apps[task.name] = app
 
     def publish(self) -> None:
-        publish_events(self.bind, self.table, self.apps.__getitem__, self.events)
+        # A session joined to a connection's transaction hands over that
+        # connection: the publisher takes one of its own, once it has committed.
+        bind = self.bind.engine if isinstance(self.bind, Connection) else self.bind
+        publish_events(bind, self.table, self.apps, self.events)
 
 
 _PUBLICATIONS = "sa_signals.celery.publications"

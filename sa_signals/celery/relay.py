@@ -3,15 +3,23 @@
 
 Each batch is claimed in a short transaction of its own (a lease, written with
 ``FOR UPDATE SKIP LOCKED`` where the database has it, behind SQLite's write
-lock elsewhere), so that relays running at once take different rows and no lock
-is held while the broker is talked to. Then the events are published, each with
-its id as the Celery task id, and the ones the broker took are marked sent.
+lock there), so that relays running at once take different rows and no lock is
+held while the broker is talked to. Then the events are published, each with
+its id as the Celery task id, and those the broker confirmed are marked sent.
+
+Publishing goes through a connection of sa-signals' own per Celery app, not the
+app's producer pool: with publisher confirms (on AMQP, a message is "sent" once
+the broker said it has it, not once it left the socket) and with socket
+timeouts (a broker that does not answer is given up on within
+``PUBLISH_TIMEOUT`` seconds, whatever the transport: Redis's client has no
+timeout by default). After a broker failure, publishing at commit time pauses
+for ``PAUSE_AFTER_FAILURE`` seconds, leaving the events to the relay, so that a
+long outage does not slow every commit down.
 
 Delivery is at least once: a relay that dies after publishing and before marking
 leaves its rows to be published again when the lease ends, under the same task
-id. A broker that does not answer is given up on within ``STALL_TIMEOUT``
-seconds without progress, whatever the transport's own timeouts (Redis has none
-by default): a commit never hangs on it.
+id. An event the broker refuses for itself (an option it cannot take) is logged
+with its id and left pending; the others go on.
 """
 
 from __future__ import annotations
@@ -21,28 +29,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from celery import Celery
+from kombu import Connection, Producer
+from kombu.exceptions import OperationalError
 from kombu.utils.json import loads
-from sqlalchemy import Connection, Engine, Table, and_, false, or_, select, update
+from sqlalchemy import Connection as DatabaseConnection
+from sqlalchemy import Engine, Table, and_, false, or_, select, update
 
 from sa_signals.celery.outbox import standalone_outbox_table
 
-__all__ = ["LEASE", "STALL_TIMEOUT", "publish_events", "relay_outbox"]
+__all__ = ["LEASE", "PAUSE_AFTER_FAILURE", "PUBLISH_TIMEOUT", "publish_events", "relay_outbox"]
 
 logger = logging.getLogger("sa_signals")
 
 LEASE = timedelta(minutes=1)  # how long a claimed event is left to its relay
-STALL_TIMEOUT = 5.0  # seconds without a single event published: the broker is out
-# A refused connection is retried twice, briefly; a silent one is left to the stall.
-_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+PUBLISH_TIMEOUT = 2.0  # seconds to connect, or to hear back from the broker
+PAUSE_AFTER_FAILURE = 10.0  # seconds commits leave their events to the relay
+BATCH_SIZE = 500
 
 AppFor = Callable[[str], Celery]  # the Celery app that publishes a task, by name
+Bind = Engine | DatabaseConnection
 
 
-def relay_outbox(bind: Engine | Connection, app: Celery, *, batch_size: int = 500) -> int:
+def relay_outbox(
+    bind: Bind, app: Celery, *, batch_size: int = BATCH_SIZE, schema: str | None = None
+) -> int:
     """Publish every pending event of the outbox through ``app``, and return how
     many were published. Stops early, with a warning on logger ``sa_signals``,
     when the broker cannot be reached; the rest stay pending.
@@ -50,60 +66,65 @@ def relay_outbox(bind: Engine | Connection, app: Celery, *, batch_size: int = 50
     Run it from a Celery beat task, a cron job, or as
     ``python -m sa_signals.celery relay --db URL --app MODULE:APP [--loop]``.
     Several relays may run at once.
+
+    :param bind: an ``Engine``, or a ``Connection`` outside any transaction: each
+        batch is claimed and marked in a transaction of its own.
+    :param schema: the outbox's schema, when its metadata has one.
     """
-    table = standalone_outbox_table()
+    _check_bind(bind)
+    if batch_size < 1:
+        raise ValueError(f"relay_outbox() needs a batch_size of 1 or more, not {batch_size}.")
+    table = standalone_outbox_table(schema)
     total = 0
     while True:
-        published, complete = _publish_batch(bind, table, lambda _task: app, batch_size)
+        published, broker_out = _publish_batch(bind, table, lambda _task: app, batch_size)
         total += published
-        if not complete or published < batch_size:
+        if broker_out or published < batch_size:
             return total
 
 
 def publish_events(
-    bind: Engine | Connection, table: Table, app_for: AppFor, event_ids: Sequence[str]
-) -> int:
-    """Publish the given events, those not published (or claimed) yet; return how
-    many were. What cannot be published now stays pending for the relay."""
-    published = 0
-    for start in range(0, len(event_ids), 500):
-        batch = event_ids[start : start + 500]
-        count, complete = _publish_batch(bind, table, app_for, len(batch), batch)
-        published += count
-        if not complete:
-            break
-    return published
+    bind: Bind, table: Table, apps: dict[str, Celery], event_ids: Sequence[str]
+) -> None:
+    """After a commit: publish the given events (those not published or claimed
+    meanwhile) through the apps of their tasks (``apps``, by task name). What
+    cannot be published now stays pending for the relay."""
+    if any(_link(app).paused() for app in apps.values()):
+        return  # the broker failed moments ago: the relay will see to them
+    for start in range(0, len(event_ids), BATCH_SIZE):
+        batch = event_ids[start : start + BATCH_SIZE]
+        _, broker_out = _publish_batch(bind, table, apps.__getitem__, len(batch), batch)
+        if broker_out:
+            return
 
 
 def _publish_batch(
-    bind: Engine | Connection,
-    table: Table,
-    app_for: AppFor,
-    limit: int,
-    only: Sequence[str] | None = None,
+    bind: Bind, table: Table, app_for: AppFor, limit: int, only: Sequence[str] | None = None
 ) -> tuple[int, bool]:
     """Claim up to ``limit`` events, publish them, mark those the broker took.
-    Returns how many were published, and whether every claimed one was."""
+    Returns how many were published, and whether the broker was out."""
     with _transaction(bind) as connection:
-        rows = _claim(connection, table, limit, only)
-    if not rows:
-        return 0, True
-    published = _publish(rows, app_for)
+        claimed = _claim(connection, table, limit, only)
+    if not claimed:
+        return 0, False
+    published, broker_out = _publish(claimed, app_for)
     with _transaction(bind) as connection:
-        now = datetime.now(UTC)
         if published:
             connection.execute(
                 update(table)
                 .where(table.c.id.in_(published))
-                .values(sent_at=now, claimed_until=None)
+                .values(sent_at=datetime.now(UTC), claimed_until=None)
             )
         taken = set(published)
-        failed = [row.id for row in rows if row.id not in taken]
-        if failed:  # free them for the next relay at once
+        unpublished = [event.id for event in claimed if event.id not in taken]
+        if unpublished:  # free them for the next relay at once
             connection.execute(
-                update(table).where(table.c.id.in_(failed)).values(claimed_until=None)
+                update(table).where(table.c.id.in_(unpublished)).values(claimed_until=None)
             )
-    return len(published), len(published) == len(rows)
+    return len(published), broker_out
+
+
+# -- claiming ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -117,7 +138,7 @@ class _Claimed:
 
 
 def _claim(
-    connection: Connection, table: Table, limit: int, only: Sequence[str] | None
+    connection: DatabaseConnection, table: Table, limit: int, only: Sequence[str] | None
 ) -> list[_Claimed]:
     now = datetime.now(UTC)
     if connection.dialect.name == "sqlite":
@@ -130,76 +151,148 @@ def _claim(
     )
     query = select(table.c.id, table.c.task, table.c.payload, table.c.options).where(pending)
     if only is not None:
+        # By primary key alone: with an ORDER BY and LIMIT, InnoDB would lock
+        # every pending row it scans, and a commit next door would skip its own.
         query = query.where(table.c.id.in_(only))
-    query = (
-        query.order_by(table.c.created_at, table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = [_Claimed(*row) for row in connection.execute(query)]
-    if rows:
+    else:
+        query = query.order_by(table.c.created_at, table.c.id).limit(limit)
+    claimed = [
+        _Claimed(*row) for row in connection.execute(query.with_for_update(skip_locked=True))
+    ]
+    if claimed:
         connection.execute(
             update(table)
-            .where(table.c.id.in_([row.id for row in rows]))
+            .where(table.c.id.in_([event.id for event in claimed]))
             .values(claimed_until=now + LEASE, attempts=table.c.attempts + 1)
         )
-    return rows
-
-
-def _publish(rows: list[_Claimed], app_for: AppFor) -> list[str]:
-    """Publish the rows in order, on a thread of its own, and return the ids the
-    broker took before the first failure, or before it stalled."""
-    published: list[str] = []
-    last_progress = [time.monotonic()]
-    failure: list[BaseException] = []
-
-    def publish_all() -> None:
-        try:
-            for row in rows:
-                _publish_one(app_for(row.task), row)
-                published.append(row.id)
-                last_progress[0] = time.monotonic()
-        except Exception as error:
-            failure.append(error)
-
-    worker = threading.Thread(target=publish_all, name="sa_signals-publish", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.05)
-        if time.monotonic() - last_progress[0] > STALL_TIMEOUT:
-            logger.warning(
-                "The broker took no event for %s s; %d event(s) stay pending for the relay.",
-                STALL_TIMEOUT,
-                len(rows) - len(published),
-            )
-            return list(published)
-    if failure:
-        logger.warning(
-            "Could not publish to the broker (%s); %d event(s) stay pending for the relay.",
-            failure[0],
-            len(rows) - len(published),
-        )
-    return published
-
-
-def _publish_one(app: Celery, row: _Claimed) -> None:
-    kwargs, options = loads(row.payload), loads(row.options)
-    options.update(task_id=row.id, retry=True, retry_policy=_RETRY_POLICY)
-    task = app.tasks.get(row.task)
-    if task is not None:  # known here: apply_async, which honours task_always_eager
-        task.apply_async(kwargs=kwargs, **options)
-    else:
-        app.send_task(row.task, kwargs=kwargs, **options)
+    return claimed
 
 
 @contextmanager
-def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+def _transaction(bind: Bind) -> Iterator[DatabaseConnection]:
     if isinstance(bind, Engine):
         with bind.begin() as connection:
             yield connection
-    elif bind.in_transaction():
-        with bind.begin_nested():
-            yield bind
     else:
         with bind.begin():
             yield bind
+
+
+def _check_bind(bind: object) -> None:
+    if not isinstance(bind, Engine | DatabaseConnection):
+        raise TypeError(
+            f"relay_outbox() takes a SQLAlchemy Engine or Connection, not {bind!r} "
+            "(for an AsyncEngine, pass its sync_engine)."
+        )
+    if isinstance(bind, DatabaseConnection) and bind.in_transaction():
+        raise ValueError(
+            "relay_outbox() was given a Connection inside a transaction: it claims and "
+            "marks events in transactions of its own, and would publish uncommitted ones."
+        )
+
+
+# -- publishing ----------------------------------------------------------------------------------
+
+
+def _publish(claimed: list[_Claimed], app_for: AppFor) -> tuple[list[str], bool]:
+    """Publish the events in order; return the ids the broker confirmed, and
+    whether it was out (then the rest were not tried)."""
+    published: list[str] = []
+    for event in claimed:
+        link = _link(app_for(event.task))
+        try:
+            link.publish(event)
+        except OperationalError as error:  # the broker, or the way to it
+            logger.warning(
+                "Could not publish to the broker (%s); %d event(s) stay pending for the relay.",
+                error,
+                len(claimed) - len(published),
+            )
+            return published, True
+        except Exception as error:  # this event alone: leave it, go on with the others
+            logger.error("Could not publish event %s (task %s): %s", event.id, event.task, error)
+            continue
+        published.append(event.id)
+    return published, False
+
+
+@dataclass(eq=False)
+class _Link:
+    """sa-signals' own connection to one app's broker (see the module docstring)."""
+
+    app: Celery
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    connection: Connection | None = None
+    producer: Producer | None = None
+    paused_until: float = 0.0
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    def publish(self, event: _Claimed) -> None:
+        kwargs, options = loads(event.payload), loads(event.options)
+        task = self.app.tasks.get(event.task)
+        if self.app.conf.task_always_eager and task is not None:
+            self._run_eagerly(task, kwargs, event.id)
+            return
+        with self.lock:
+            try:
+                producer = self._producer()
+                options.update(task_id=event.id, producer=producer, retry=False)
+                if task is not None:
+                    task.apply_async(kwargs=kwargs, **options)
+                else:  # a relay without the application's tasks: by name
+                    self.app.send_task(event.task, kwargs=kwargs, **options)
+            except OperationalError:
+                self._close()
+                self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+                raise
+            except Exception:
+                self._close()  # the channel may be broken: start afresh
+                raise
+
+    def _producer(self) -> Producer:
+        if self.producer is None:
+            self.connection = self.app.connection_for_write(
+                connect_timeout=PUBLISH_TIMEOUT,
+                transport_options={
+                    "confirm_publish": True,  # AMQP: wait for the broker's ack
+                    "read_timeout": PUBLISH_TIMEOUT,  # AMQP
+                    "write_timeout": PUBLISH_TIMEOUT,  # AMQP
+                    "socket_timeout": PUBLISH_TIMEOUT,  # Redis
+                    "socket_connect_timeout": PUBLISH_TIMEOUT,  # Redis
+                },
+            )
+            self.producer = self.app.amqp.Producer(self.connection)
+        return self.producer
+
+    def _close(self) -> None:
+        connection, self.connection, self.producer = self.connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception as error:  # already broken: nothing more to do
+                logger.debug("Closing the broker connection: %s", error)
+
+    @staticmethod
+    def _run_eagerly(task: Any, kwargs: dict[str, Any], event_id: str) -> None:
+        """task_always_eager: the task runs here and now, and that is its
+        delivery; a failure of the receiver is its own, not the broker's."""
+        try:
+            task.apply(kwargs=kwargs, task_id=event_id, throw=True)
+        except Exception as error:
+            logger.error(
+                "Background receiver %s failed on event %s: %s", task.name, event_id, error
+            )
+
+
+_links: WeakKeyDictionary[Celery, _Link] = WeakKeyDictionary()
+_links_lock = threading.Lock()
+
+
+def _link(app: Celery) -> _Link:
+    with _links_lock:
+        link = _links.get(app)
+        if link is None:
+            link = _links[app] = _Link(app)
+        return link

@@ -113,6 +113,7 @@ class Deliveries:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.side_effect: Callable[..., Any] | None = None
         self._arrived = threading.Condition()
 
     def __call__(self, **kwargs: Any) -> None:
@@ -121,6 +122,8 @@ class Deliveries:
         with self._arrived:
             self.calls.append(kwargs)
             self._arrived.notify_all()
+        if self.side_effect is not None:
+            self.side_effect(**kwargs)
 
     def wait_for(self, count: int) -> list[dict[str, Any]]:
         with self._arrived:

@@ -1,9 +1,11 @@
 """A TCP hop in front of a real broker, which a test takes down and brings back.
 
 The broker servers are shared and stay up; what a client sees of an outage is
-its connection: refused (``down``), or accepted and never answered (``silent``,
-a broker behind a dead network). The proxy gives a Celery app exactly that,
-while every byte that does pass reaches the real RabbitMQ or Redis.
+its connection: refused (``down``), accepted and never answered (``silent``, a
+broker behind a dead network), or open and suddenly dropping every byte
+(``freeze``, the network dying under an established connection). The proxy
+gives a Celery app exactly that, while every byte that does pass reaches the
+real RabbitMQ or Redis.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class BrokerProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._forwarding = True
+        self._frozen = False
         self.port = self._free_port()
 
     @property
@@ -39,6 +42,12 @@ class BrokerProxy:
     def silent(self) -> None:
         """Accept connections, and never answer."""
         self._listen(forwarding=False)
+
+    def freeze(self) -> None:
+        """Keep every connection open, and drop whatever is sent on them."""
+        with self._lock:
+            self._frozen = True
+            self._forwarding = False
 
     def down(self) -> None:
         """Refuse connections, and cut the open ones."""
@@ -57,7 +66,7 @@ class BrokerProxy:
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         with self._lock:
-            self._listener, self._forwarding = listener, forwarding
+            self._listener, self._forwarding, self._frozen = listener, forwarding, False
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -83,11 +92,11 @@ class BrokerProxy:
         for source, target in ((client, server), (server, client)):
             threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
-                target.sendall(data)
+                if not self._frozen:
+                    target.sendall(data)
         with suppress(OSError):
             target.shutdown(socket.SHUT_WR)
 
