@@ -174,7 +174,10 @@ class CollectionChanges:
     session: Session
     using: Callable[[Mapper[Any]], Any]
     changes: list[_Change] = field(default_factory=list)
-    _announced: set[tuple[InstanceState[Any], str]] = field(default_factory=set)
+    # (instance, collection) -> the (action, related object) pairs announced so far
+    _announced: dict[tuple[InstanceState[Any], str], set[tuple[str, InstanceState[Any]]]] = field(
+        default_factory=dict
+    )
     _examined: set[InstanceState[Any]] = field(default_factory=set)
 
     def announce(self, only: set[InstanceState[Any]] | None) -> bool:
@@ -191,14 +194,21 @@ class CollectionChanges:
             for relationship in _many_to_manys(state.mapper):
                 if not m2m_changed.is_listened_for(relationship.secondary):
                     continue
-                if (state, relationship.key) in self._announced:
-                    continue
                 self._examined.add(state)
-                changes = _changes_of(state, _side(relationship))
-                if changes:
-                    found = True
-                    self._announced.add((state, relationship.key))
-                    for change in changes:
+                announced = self._announced.setdefault((state, relationship.key), set())
+                for change in _changes_of(state, _side(relationship)):
+                    # A pre_* receiver may change the collection again: what it
+                    # adds or removes is announced in the next round, once.
+                    change.related = [
+                        item
+                        for item in change.related
+                        if (change.action, instance_state(item)) not in announced
+                    ]
+                    if change.related:
+                        found = True
+                        announced.update(
+                            (change.action, instance_state(item)) for item in change.related
+                        )
                         self.changes.append(change)
                         self._send(change, "pre", known_keys_only=True)
         return found

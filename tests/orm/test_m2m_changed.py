@@ -99,6 +99,29 @@ def test_a_new_instance_on_the_other_side_sends_from_there_reversed(
     assert changed.calls[0]["reverse"] is True
 
 
+def test_what_a_pre_add_receiver_adds_is_announced_too_once(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    order, gift, urgent, _ = order_and_tags
+    changed = listen(m2m_changed, sender=order_tag)
+
+    def add_urgent_to_gifts(action: str, instance: Order, **kwargs: Any) -> None:
+        if action == "pre_add" and urgent not in instance.tags:
+            instance.tags.append(urgent)  # written by the same flush
+
+    changed.side_effect = add_urgent_to_gifts
+    order.tags.append(gift)
+    session.commit()
+
+    assert actions(changed) == [
+        ("pre_add", order, {gift.id}),
+        ("pre_add", order, {urgent.id}),
+        ("post_add", order, {gift.id}),
+        ("post_add", order, {urgent.id}),
+    ]
+    assert sorted(session.scalars(select(order_tag.c.tag_id))) == sorted([gift.id, urgent.id])
+
+
 def test_a_change_from_the_other_side_is_reverse(
     session: Session, listen: Listen, order_and_tags: Any
 ) -> None:
