@@ -159,6 +159,10 @@ _OriginTracking()
 # -- the changes of one flush ------------------------------------------------------------------
 
 
+# Whether an action puts elements into the collection or takes them out.
+_DIRECTION = {"add": "in", "remove": "out", "clear": "out"}
+
+
 @dataclass(eq=False)
 class _Change:
     instance: Any
@@ -174,7 +178,7 @@ class CollectionChanges:
     session: Session
     using: Callable[[Mapper[Any]], Any]
     changes: list[_Change] = field(default_factory=list)
-    # (instance, collection) -> the (action, related object) pairs announced so far
+    # (instance, collection) -> the (direction, related object) pairs announced so far
     _announced: dict[tuple[InstanceState[Any], str], set[tuple[str, InstanceState[Any]]]] = field(
         default_factory=dict
     )
@@ -199,16 +203,20 @@ class CollectionChanges:
                 for change in _changes_of(state, _side(relationship)):
                     # A pre_* receiver may change the collection again: what it
                     # adds or removes is announced in the next round, once.
-                    change.related = [
+                    direction = _DIRECTION[change.action]
+                    fresh = [
                         item
                         for item in change.related
-                        if (change.action, instance_state(item)) not in announced
+                        if (direction, instance_state(item)) not in announced
                     ]
+                    if len(fresh) < len(change.related) and change.action == "clear":
+                        # Emptied by a receiver removing what was left after the
+                        # removals announced already: a removal, as its remove() is.
+                        change.action = "remove"
+                    change.related = fresh
                     if change.related:
                         found = True
-                        announced.update(
-                            (change.action, instance_state(item)) for item in change.related
-                        )
+                        announced.update((direction, instance_state(item)) for item in fresh)
                         self.changes.append(change)
                         self._send(change, "pre", known_keys_only=True)
         return found

@@ -122,6 +122,100 @@ def test_what_a_pre_add_receiver_adds_is_announced_too_once(
     assert sorted(session.scalars(select(order_tag.c.tag_id))) == sorted([gift.id, urgent.id])
 
 
+def tag_ids_written(session: Session, order: Order) -> list[Any]:
+    """The order's association rows as the database has them now, read on the
+    session's connection without the autoflush that would write what is pending."""
+    query = select(order_tag.c.tag_id).where(order_tag.c.order_id == order.id)
+    return sorted(session.connection().scalars(query))
+
+
+def test_what_a_pre_remove_receiver_removes_is_announced_too_once(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    """A pre_remove receiver that removes one more element (as a Django receiver
+    calling ``remove()`` would) gets its own pre_remove/post_remove pair, and its
+    removal is written by the flush that announced it, not left for a later one."""
+    order, gift, urgent, fragile = order_and_tags
+    order.tags.extend([gift, urgent, fragile])
+    session.commit()
+    changed = listen(m2m_changed, sender=order_tag)
+
+    def no_urgent_without_gift(action: str, instance: Order, **kwargs: Any) -> None:
+        if action == "pre_remove" and gift not in instance.tags and urgent in instance.tags:
+            instance.tags.remove(urgent)
+
+    changed.side_effect = no_urgent_without_gift
+    order.tags.remove(gift)
+    session.flush()
+
+    assert actions(changed) == [
+        ("pre_remove", order, {gift.id}),
+        ("pre_remove", order, {urgent.id}),
+        ("post_remove", order, {gift.id}),
+        ("post_remove", order, {urgent.id}),
+    ]
+    assert changed.calls[1]["objects"] == [urgent]
+    assert not session.dirty  # nothing left over for another flush
+    assert tag_ids_written(session, order) == [fragile.id]
+
+
+def test_a_pre_remove_receiver_removing_the_last_element_is_a_removal_not_a_clear(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    """The collection ends up empty, but nobody called ``clear()``: the receiver
+    removed one element, which is announced once, as its ``remove()`` would be
+    in Django, and the element removed first is not announced again."""
+    order, gift, urgent, _ = order_and_tags
+    order.tags.extend([gift, urgent])
+    session.commit()
+    changed = listen(m2m_changed, sender=order_tag)
+
+    def no_urgent_without_gift(action: str, instance: Order, **kwargs: Any) -> None:
+        if action == "pre_remove" and gift not in instance.tags and urgent in instance.tags:
+            instance.tags.remove(urgent)
+
+    changed.side_effect = no_urgent_without_gift
+    order.tags.remove(gift)
+    session.flush()
+
+    assert actions(changed) == [
+        ("pre_remove", order, {gift.id}),
+        ("pre_remove", order, {urgent.id}),
+        ("post_remove", order, {gift.id}),
+        ("post_remove", order, {urgent.id}),
+    ]
+    assert tag_ids_written(session, order) == []
+
+
+def test_what_a_pre_add_receiver_removes_is_announced_as_a_removal(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    """A pre_add receiver may take an element out to make room for the new one:
+    that removal is a pre_remove/post_remove pair of its own, written with the
+    addition in the same flush, while the addition is still announced once."""
+    order, gift, urgent, fragile = order_and_tags
+    order.tags.extend([urgent, fragile])
+    session.commit()
+    changed = listen(m2m_changed, sender=order_tag)
+
+    def a_gift_is_never_urgent(action: str, instance: Order, **kwargs: Any) -> None:
+        if action == "pre_add" and urgent in instance.tags:
+            instance.tags.remove(urgent)
+
+    changed.side_effect = a_gift_is_never_urgent
+    order.tags.append(gift)
+    session.flush()
+
+    assert actions(changed) == [
+        ("pre_add", order, {gift.id}),
+        ("pre_remove", order, {urgent.id}),
+        ("post_add", order, {gift.id}),
+        ("post_remove", order, {urgent.id}),
+    ]
+    assert not session.dirty
+    assert tag_ids_written(session, order) == sorted([gift.id, fragile.id])
+
+
 def test_a_change_from_the_other_side_is_reverse(
     session: Session, listen: Listen, order_and_tags: Any
 ) -> None:
