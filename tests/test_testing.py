@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal, _muting, on_commit, post_save, pre_save
@@ -358,6 +358,132 @@ def test_an_executed_callback_does_not_run_again_at_the_real_commit(
         on_commit(lambda: ran.append("once"), session)
     session.commit()
     assert ran == ["once"]
+
+
+# -- capture_on_commit_callbacks, with the other join modes -----------------------------------
+#
+# What "the commit" is depends on how the session joins the connection's transaction
+# (README, "Sessions joined to an outer transaction"): in "rollback_only", and in
+# "conditional_savepoint" (SQLAlchemy's default, which acts as "rollback_only" on a
+# connection with no SAVEPOINT open), session.commit() commits nothing and the commit
+# is the connection's; in "control_fully" the session's commit is the real one.
+
+MODES_WHOSE_COMMIT_COMMITS_NOTHING = ["conditional_savepoint", "rollback_only"]
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        yield connection
+
+
+def joined(connection: Connection, mode: str) -> Session:
+    return Session(bind=connection, join_transaction_mode=mode)  # type: ignore[arg-type]
+
+
+def committed_notes(engine: Engine) -> list[str]:
+    """What another connection sees: only what was really committed."""
+    with Session(engine) as other:
+        return list(other.scalars(select(Note.text)))
+
+
+@pytest.mark.parametrize("mode", MODES_WHOSE_COMMIT_COMMITS_NOTHING)
+def test_captured_callbacks_still_wait_for_the_connections_commit(
+    connection: Connection, engine: Engine, mode: str
+) -> None:
+    """With execute=False the callbacks are only collected: they stay queued for
+    the commit, which here is the connection's, not the session's, and run then,
+    once, as they would have without the block."""
+    ran: list[str] = []
+
+    def welcome() -> None:
+        ran.append("welcome")
+
+    outer = connection.begin()
+    with joined(connection, mode) as session:
+        with capture_on_commit_callbacks(session) as callbacks:
+            session.add(Note(text="hello"))
+            on_commit(welcome, session)
+            session.commit()
+        assert callbacks == [welcome]
+        assert ran == []
+        assert committed_notes(engine) == []  # the session's commit committed nothing
+        outer.commit()
+    assert ran == ["welcome"]
+    assert committed_notes(engine) == ["hello"]
+
+
+@pytest.mark.parametrize("mode", MODES_WHOSE_COMMIT_COMMITS_NOTHING)
+def test_executed_callbacks_run_at_the_end_of_the_block_and_not_again_at_the_commit(
+    connection: Connection, mode: str
+) -> None:
+    """With execute=True the callbacks run when the block ends, since the
+    session's commit inside it is no commit; the connection's real commit later
+    does not run them a second time."""
+    ran: list[str] = []
+
+    def welcome() -> None:
+        ran.append("welcome")
+
+    outer = connection.begin()
+    with joined(connection, mode) as session:
+        with capture_on_commit_callbacks(session, execute=True) as callbacks:
+            session.add(Note(text="hello"))
+            on_commit(welcome, session)
+            session.commit()
+            assert ran == []
+        assert ran == ["welcome"]
+        outer.commit()
+    assert ran == ["welcome"]
+    assert callbacks == [welcome]
+
+
+@pytest.mark.parametrize("mode", [*MODES_WHOSE_COMMIT_COMMITS_NOTHING, "control_fully"])
+@pytest.mark.parametrize("execute", [False, True], ids=["collect", "execute"])
+def test_a_session_rollback_that_rolls_back_the_connection_drops_them(
+    connection: Connection, engine: Engine, mode: str, execute: bool
+) -> None:
+    """In these modes (unlike "create_savepoint") session.rollback() rolls back the
+    connection's own transaction: what was registered is gone for good, neither
+    collected nor run, even with execute=True."""
+    ran: list[str] = []
+    outer = connection.begin()
+    with joined(connection, mode) as session:
+        with capture_on_commit_callbacks(session, execute=execute) as callbacks:
+            session.add(Note(text="rolled back"))
+            session.flush()
+            on_commit(lambda: ran.append("dropped"), session)
+            session.rollback()
+        assert not outer.is_active
+    assert callbacks == []
+    assert ran == []
+    assert committed_notes(engine) == []
+
+
+@pytest.mark.parametrize("execute", [False, True], ids=["collect", "execute"])
+def test_under_control_fully_the_sessions_commit_is_the_commit(
+    connection: Connection, engine: Engine, execute: bool
+) -> None:
+    """ "control_fully" hands the connection's transaction to the session, so its
+    commit is the real COMMIT: the callbacks run right after it, inside the
+    block, whatever ``execute`` says. They are collected all the same, and
+    execute=True does not run them a second time when the block ends."""
+    ran: list[str] = []
+
+    def welcome() -> None:
+        ran.append("welcome")
+
+    connection.begin()
+    with joined(connection, "control_fully") as session:
+        with capture_on_commit_callbacks(session, execute=execute) as callbacks:
+            session.add(Note(text="hello"))
+            on_commit(welcome, session)
+            session.commit()
+            assert ran == ["welcome"]
+            assert committed_notes(engine) == ["hello"]
+            assert not connection.in_transaction()
+        assert ran == ["welcome"]
+    assert callbacks == [welcome]
 
 
 # -- the pytest plugin ---------------------------------------------------------------------------
