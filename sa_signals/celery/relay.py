@@ -244,7 +244,7 @@ class _Link:
                 else:  # a relay without the application's tasks: by name
                     self.app.send_task(event.task, kwargs=kwargs, **options)
             except OperationalError:
-                self._close()
+                self._close(graceful=False)
                 self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
                 raise
             except Exception:
@@ -266,11 +266,16 @@ class _Link:
             self.producer = self.app.amqp.Producer(self.connection)
         return self.producer
 
-    def _close(self) -> None:
+    def _close(self, graceful: bool = True) -> None:
         connection, self.connection, self.producer = self.connection, None, None
         if connection is not None:
             try:
-                connection.close()
+                if graceful:
+                    connection.close()
+                else:
+                    # The broker is out: an AMQP close would wait for its answer,
+                    # PUBLISH_TIMEOUT per channel and again for the connection.
+                    connection.collect()  # drops the sockets, says nothing
             except Exception as error:  # already broken: nothing more to do
                 logger.debug("Closing the broker connection: %s", error)
 
