@@ -338,6 +338,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if not routes:  # nobody listens to this sender: the most common send of all
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
@@ -368,6 +370,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if not routes:  # nobody listens to this sender: the most common send of all
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
@@ -402,6 +406,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if not routes:  # nobody listens to this sender: the most common send of all
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
@@ -431,6 +437,8 @@ class Signal(blinker.Signal):
         routes = self._routes_by_sender.get(id(sender))
         if routes is None:
             routes = self._remember_routes_for(sender)
+        if not routes:  # nobody listens to this sender: the most common send of all
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
         if not routes or self.is_muted:
