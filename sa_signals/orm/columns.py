@@ -10,36 +10,59 @@ flushes, which is exactly "the value before this flush".
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, select, tuple_
 from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 __all__ = [
+    "column_key_set",
     "column_keys",
     "fetch_columns",
     "load_unloaded_columns",
+    "per_mapper",
     "session_connection",
 ]
 
 _CHUNK = 500  # identities per SELECT, well under every backend's parameter limit
 
 
-_column_keys: weakref.WeakKeyDictionary[Mapper[Any], tuple[str, ...]] = weakref.WeakKeyDictionary()
+T = TypeVar("T")
 
 
+def per_mapper(compute: Callable[[Mapper[Any]], T]) -> Callable[[Mapper[Any]], T]:
+    """Cache what ``compute`` derives from a mapper alone: the flush asks it for
+    every object it writes, and a mapper's columns do not change once mapped."""
+    # By id(), which a lookup needs no weak reference for; the entry goes with
+    # the mapper (before its id can be reused).
+    cache: dict[int, T] = {}
+
+    def cached(mapper: Mapper[Any]) -> T:
+        try:
+            return cache[id(mapper)]
+        except KeyError:
+            value = cache[id(mapper)] = compute(mapper)
+            weakref.finalize(mapper, cache.pop, id(mapper), None)
+            return value
+
+    return functools.update_wrapper(cached, compute)
+
+
+@per_mapper
 def column_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
     """Attribute names of the mapper's table columns (not SQL expressions)."""
-    keys = _column_keys.get(mapper)
-    if keys is None:
-        keys = _column_keys[mapper] = tuple(
-            prop.key for prop in mapper.column_attrs if isinstance(prop.columns[0], Column)
-        )
-    return keys
+    return tuple(prop.key for prop in mapper.column_attrs if isinstance(prop.columns[0], Column))
+
+
+@per_mapper
+def column_key_set(mapper: Mapper[Any]) -> frozenset[str]:
+    """:func:`column_keys`, for membership tests."""
+    return frozenset(column_keys(mapper))
 
 
 def _identity(state: InstanceState[Any]) -> tuple[Any, ...]:

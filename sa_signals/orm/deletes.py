@@ -15,11 +15,12 @@ flush would do to them anyway; that also marks their own cascade.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
+
+from sa_signals.orm.columns import per_mapper
 
 __all__ = ["delete_orphans", "is_orphan", "origins"]
 
@@ -31,18 +32,13 @@ def is_orphan(state: InstanceState[Any]) -> bool:
     return _involved_in_orphans(state.mapper) and bool(state.mapper._is_orphan(state))
 
 
-_involved: weakref.WeakKeyDictionary[Mapper[Any], bool] = weakref.WeakKeyDictionary()
-
-
+@per_mapper
 def _involved_in_orphans(mapper: Mapper[Any]) -> bool:
     """Whether the mapper's instances can be orphans or have orphans; most
     classes can't, and their dirty instances need no look."""
-    involved = _involved.get(mapper)
-    if involved is None:
-        can_be_orphan = any(ancestor._delete_orphans for ancestor in mapper.iterate_to_root())
-        can_orphan = any(r.cascade.delete_orphan for r in mapper.relationships)
-        involved = _involved[mapper] = can_be_orphan or can_orphan
-    return involved
+    can_be_orphan = any(ancestor._delete_orphans for ancestor in mapper.iterate_to_root())
+    can_orphan = any(r.cascade.delete_orphan for r in mapper.relationships)
+    return can_be_orphan or can_orphan
 
 
 def delete_orphans(session: Session) -> None:
@@ -80,6 +76,8 @@ def origins(session: Session) -> dict[InstanceState[Any], Any]:
     marked = list(map(instance_state, session.deleted))
     reached_by: dict[InstanceState[Any], InstanceState[Any]] = {}
     for head in marked:
+        if not _cascades_deletes(head.mapper):
+            continue
         for _, _, state, _ in head.mapper.cascade_iterator("delete", head):
             reached_by.setdefault(state, head)
 
@@ -91,3 +89,9 @@ def origins(session: Session) -> dict[InstanceState[Any], Any]:
         return state
 
     return {state: origin(state).obj() for state in marked}
+
+
+@per_mapper
+def _cascades_deletes(mapper: Mapper[Any]) -> bool:
+    """Whether deleting one of the mapper's objects can delete others."""
+    return any(relationship.cascade.delete for relationship in mapper.relationships)

@@ -29,11 +29,18 @@ from typing import Any
 
 from sqlalchemy import Column, inspect
 from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, RelationshipProperty
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import History, set_committed_value
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.orm.interfaces import MANYTOONE
 
-from sa_signals.orm.columns import ConnectionFor, column_keys, fetch_columns
+from sa_signals.orm.columns import (
+    ConnectionFor,
+    column_key_set,
+    column_keys,
+    fetch_columns,
+    per_mapper,
+)
 
 __all__ = [
     "OldValues",
@@ -44,9 +51,20 @@ __all__ = [
 ]
 
 
+def _history(state: InstanceState[Any], key: str) -> History:
+    """``state.attrs[key].history``, without building an ``AttributeState`` for
+    every attribute of the object first: the flush asks for each object it writes."""
+    return state.get_history(key, PASSIVE_NO_INITIALIZE)
+
+
 def _changed_columns(state: InstanceState[Any]) -> set[str]:
-    attrs = state.attrs
-    return {key for key in column_keys(state.mapper) if attrs[key].history.has_changes()}
+    # Only an attribute SQLAlchemy recorded a committed value for (at its first
+    # change since the load) can have changed: its own flush looks no further.
+    touched = state.committed_state
+    if not touched:
+        return set()
+    columns = column_key_set(state.mapper)
+    return {key for key in list(touched) if key in columns and _history(state, key).has_changes()}
 
 
 def columns_to_write(state: InstanceState[Any]) -> set[str]:
@@ -65,19 +83,34 @@ def generated_on_update(mapper: Mapper[Any], changed: set[str]) -> set[str]:
     """Columns an UPDATE writes although nobody assigned them: Python or SQL
     ``onupdate`` defaults of the tables being updated, and the version counter
     SQLAlchemy maintains (whose table is then always updated too)."""
+    version_keys, version_table = _version_counter(mapper)
+    on_update = _on_update_columns(mapper)
+    if not version_keys and not on_update:
+        return set()
     tables = {mapper.column_attrs[key].columns[0].table for key in changed}
-    generated = set()
-    if mapper.version_id_col is not None and mapper.version_id_generator is not False:
-        generated |= _keys_of_columns(mapper, [mapper.version_id_col])
-        tables.add(mapper.version_id_col.table)
-    generated |= {
-        prop.key
-        for prop in mapper.column_attrs
-        if isinstance(column := prop.columns[0], Column)
-        and column.onupdate is not None
-        and column.table in tables
-    }
+    generated = set(version_keys)
+    if version_table is not None:
+        tables.add(version_table)
+    generated |= {key for key, table in on_update if table in tables}
     return generated - changed
+
+
+@per_mapper
+def _version_counter(mapper: Mapper[Any]) -> tuple[frozenset[str], Any]:
+    """The version counter SQLAlchemy maintains: its attribute and its table."""
+    if mapper.version_id_col is None or mapper.version_id_generator is False:
+        return frozenset(), None
+    return frozenset(_keys_of_columns(mapper, [mapper.version_id_col])), mapper.version_id_col.table
+
+
+@per_mapper
+def _on_update_columns(mapper: Mapper[Any]) -> tuple[tuple[str, Any], ...]:
+    """(attribute, table) of each column with an ``onupdate`` default."""
+    return tuple(
+        (prop.key, column.table)
+        for prop in mapper.column_attrs
+        if isinstance(column := prop.columns[0], Column) and column.onupdate is not None
+    )
 
 
 def planned_update(state: InstanceState[Any], old_values: OldValues) -> dict[str, Any]:
@@ -90,7 +123,7 @@ def planned_update(state: InstanceState[Any], old_values: OldValues) -> dict[str
     planned = {}
     for key in column_keys(state.mapper):  # in the mapper's column order
         if key in changed:
-            history = state.attrs[key].history
+            history = _history(state, key)
             planned[key] = history.deleted[0] if history.deleted else fetched.get(key)
     for key in generated_on_update(state.mapper, changed):
         planned[key] = state.dict[key] if key in state.dict else fetched.get(key)
@@ -100,8 +133,9 @@ def planned_update(state: InstanceState[Any], old_values: OldValues) -> dict[str
 # -- many-to-one relationships and their foreign keys -------------------------------------
 
 
-def _many_to_ones(mapper: Mapper[Any]) -> list[RelationshipProperty[Any]]:
-    return [r for r in mapper.relationships if r.direction is MANYTOONE and not r.viewonly]
+@per_mapper
+def _many_to_ones(mapper: Mapper[Any]) -> tuple[RelationshipProperty[Any], ...]:
+    return tuple(r for r in mapper.relationships if r.direction is MANYTOONE and not r.viewonly)
 
 
 def _keys_of_columns(mapper: Mapper[Any], columns: Iterable[Any]) -> set[str]:
@@ -117,7 +151,7 @@ def _foreign_keys_to_change(
 ) -> set[str]:
     """The foreign key attributes a reassigned many-to-one will change: none when
     it points to the row it pointed to already."""
-    history = state.attrs[relationship.key].history
+    history = _history(state, relationship.key)
     if not history.has_changes():
         return set()
     mapper = state.mapper
@@ -152,7 +186,7 @@ def _key_values_of(relationship: RelationshipProperty[Any], target: Any) -> dict
 def _unloaded_foreign_keys(state: InstanceState[Any]) -> set[str]:
     keys = set()
     for relationship in _many_to_ones(state.mapper):
-        if state.attrs[relationship.key].history.has_changes():
+        if _history(state, relationship.key).has_changes():
             locals_ = [local for local, _ in relationship.local_remote_pairs]
             keys |= _keys_of_columns(state.mapper, locals_)
     return {key for key in keys if key not in state.dict}
@@ -167,10 +201,24 @@ def post_updated_columns(state: InstanceState[Any]) -> set[str]:
         if relationship.post_update:
             locals_ = [local for local, _ in relationship.local_remote_pairs]
             keys |= _keys_of_columns(state.mapper, locals_)
-    return {key for key in keys if state.attrs[key].history.has_changes()}
+    return {key for key in keys if _history(state, key).has_changes()}
 
 
 # -- fetching what is not known -------------------------------------------------------------
+
+
+def _nothing_unknown(state: InstanceState[Any]) -> bool:
+    """Every column loaded, and every changed one with its old value: the usual
+    case (objects loaded, then changed), where there is nothing to fetch."""
+    if state.expired_attributes:
+        return False
+    columns = column_key_set(state.mapper)
+    if not state.dict.keys() >= columns:
+        return False
+    for key, value in state.committed_state.items():  # usually one or two
+        if value is NO_VALUE and key in columns:
+            return False
+    return True
 
 
 @dataclass
@@ -187,14 +235,15 @@ class OldValues:
     ) -> None:
         """Fetch what SQLAlchemy does not know of the rows about to be updated (see
         the module docstring); ``with_changes`` when post_save will report them."""
+        incomplete = [s for s in states if s.key is not None and not _nothing_unknown(s)]
+        if not incomplete:
+            return
         to_record: dict[InstanceState[Any], set[str]] = {}
         to_load: dict[InstanceState[Any], set[str]] = {}
         to_show: dict[InstanceState[Any], set[str]] = {}
-        for state in states:
-            if state.key is None:
-                continue
+        for state in incomplete:
             unknown = {k for k, v in state.committed_state.items() if v is NO_VALUE}
-            unknown &= set(column_keys(state.mapper))
+            unknown &= column_key_set(state.mapper)
             to_record[state] = unknown & state.expired_attributes
             to_load[state] = _unloaded_foreign_keys(state)
             if with_changes:
