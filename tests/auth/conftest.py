@@ -14,13 +14,14 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
 
 from sa_signals.auth import set_password_hasher, user_login_failed
-from tests.conftest import Recorder
+
+Sends = list[dict[str, Any]]  # what sa_signals.testing.capture records
 
 CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}  # microseconds, not 50 ms
 
@@ -46,9 +47,9 @@ def hasher() -> Iterator[WatchedHasher]:
 
 
 @pytest.fixture
-def failures(listen: Callable[..., Recorder]) -> Recorder:
-    """Every ``user_login_failed`` sent during the test."""
-    return listen(user_login_failed)
+def failures(capture: Callable[..., Sends]) -> Sends:
+    """Every ``user_login_failed`` sent during the test (the plugin's ``capture``)."""
+    return capture(user_login_failed)
 
 
 def run_python(code: str, *, without_argon2: bool = False) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,15 @@ from sqlalchemy import Engine, String, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sa_signals.auth import MAX_PASSWORD_LENGTH, UserMixin, authenticate, login
+from sa_signals.auth import (
+    MAX_PASSWORD_LENGTH,
+    UserMixin,
+    authenticate,
+    login,
+    user_login_failed,
+)
 from sa_signals.auth.credentials import CLEANSED_SUBSTITUTE
-from tests.auth.conftest import CHEAP, WatchedHasher, run_python
-from tests.conftest import Recorder
+from tests.auth.conftest import CHEAP, Sends, WatchedHasher, run_python
 from tests.databases import Database
 from tests.models import Note, User
 
@@ -53,20 +58,20 @@ def hashes_verified(hasher: WatchedHasher) -> list[str | bytes]:
 
 
 def test_the_right_credentials_return_the_user(
-    session: Session, alice: User, failures: Recorder
+    session: Session, alice: User, failures: Sends
 ) -> None:
     assert authenticate(session, REQUEST, username="alice", password="correct horse") is alice
-    assert failures.calls == []
+    assert failures == []
 
 
 def test_a_wrong_password_returns_none_and_sends_user_login_failed(
-    session: Session, alice: User, failures: Recorder
+    session: Session, alice: User, failures: Sends
 ) -> None:
     assert authenticate(session, REQUEST, username="alice", password="wrong") is None
 
-    assert failures.calls == [
+    assert failures == [
         {
-            "signal": failures.calls[0]["signal"],
+            "signal": user_login_failed,
             "sender": "sa_signals.auth",
             "credentials": {"username": "alice", "password": CLEANSED_SUBSTITUTE},
             "request": REQUEST,
@@ -75,40 +80,40 @@ def test_a_wrong_password_returns_none_and_sends_user_login_failed(
 
 
 def test_an_unknown_username_returns_none_and_sends_user_login_failed(
-    session: Session, alice: User, failures: Recorder
+    session: Session, alice: User, failures: Sends
 ) -> None:
     assert authenticate(session, username="bob", password="correct horse") is None
 
-    assert [call["credentials"] for call in failures.calls] == [
+    assert [call["credentials"] for call in failures] == [
         {"username": "bob", "password": CLEANSED_SUBSTITUTE}
     ]
-    assert failures.calls[0]["request"] is None
+    assert failures[0]["request"] is None
 
 
 def test_an_inactive_user_fails_like_a_wrong_password(
-    session: Session, alice: User, hasher: WatchedHasher, failures: Recorder
+    session: Session, alice: User, hasher: WatchedHasher, failures: Sends
 ) -> None:
     alice.is_active = False
     session.commit()
 
     assert authenticate(session, username="alice", password="correct horse") is None
     assert hashes_verified(hasher) == [alice.password_hash]  # checked, as a wrong one is
-    assert len(failures.calls) == 1
+    assert len(failures) == 1
 
 
 def test_a_user_without_a_usable_password_fails_like_a_wrong_password(
-    session: Session, alice: User, hasher: WatchedHasher, failures: Recorder
+    session: Session, alice: User, hasher: WatchedHasher, failures: Sends
 ) -> None:
     alice.set_password(None)
     session.commit()
 
     assert authenticate(session, username="alice", password="correct horse") is None
     assert len(hasher.verified) == 1
-    assert len(failures.calls) == 1
+    assert len(failures) == 1
 
 
 def test_the_credentials_are_cleansed_before_user_login_failed_is_sent(
-    session: Session, alice: User, failures: Recorder
+    session: Session, alice: User, failures: Sends
 ) -> None:
     credentials: dict[str, Any] = {
         "username": "alice",
@@ -123,7 +128,7 @@ def test_the_credentials_are_cleansed_before_user_login_failed_is_sent(
 
     authenticate(session, **credentials)
 
-    assert failures.calls[0]["credentials"] == {
+    assert failures[0]["credentials"] == {
         "username": "alice",
         "password": CLEANSED_SUBSTITUTE,
         "otp_token": CLEANSED_SUBSTITUTE,
@@ -183,13 +188,13 @@ def test_an_unknown_username_runs_the_hasher_once_on_a_dummy_hash_of_the_same_co
     ],
 )
 def test_the_username_must_match_exactly_on_every_database(
-    session: Session, alice: User, failures: Recorder, username: str
+    session: Session, alice: User, failures: Sends, username: str
 ) -> None:
     assert authenticate(session, username=username, password="correct horse") is None
-    assert len(failures.calls) == 1
+    assert len(failures) == 1
 
 
-def test_unicode_normalization_counts_too(session: Session, failures: Recorder) -> None:
+def test_unicode_normalization_counts_too(session: Session, failures: Sends) -> None:
     composed, decomposed = "zo\u00eb", "zoe\u0308"  # both print as "zoë"
     user = User(username=composed)
     user.set_password("correct horse")
@@ -201,7 +206,7 @@ def test_unicode_normalization_counts_too(session: Session, failures: Recorder) 
 
 
 def test_the_username_is_sent_as_a_bound_parameter_never_inside_the_sql(
-    session: Session, alice: User, statements: list[tuple[str, Any]], failures: Recorder
+    session: Session, alice: User, statements: list[tuple[str, Any]], failures: Sends
 ) -> None:
     injection = "alice' OR '1'='1"
 
@@ -226,7 +231,7 @@ def test_unicode_usernames_and_passwords_log_in(session: Session) -> None:
 
 
 def test_many_failed_attempts_are_each_reported_and_the_right_password_still_works(
-    session: Session, alice: User, hasher: WatchedHasher, failures: Recorder
+    session: Session, alice: User, hasher: WatchedHasher, failures: Sends
 ) -> None:
     # Locking the account out is a receiver's decision; authenticate() reports.
     for attempt in range(50):
@@ -234,8 +239,8 @@ def test_many_failed_attempts_are_each_reported_and_the_right_password_still_wor
     for attempt in range(50):
         assert authenticate(session, username=f"user-{attempt}", password="correct horse") is None
 
-    assert len(failures.calls) == 100
-    assert {call["credentials"]["password"] for call in failures.calls} == {CLEANSED_SUBSTITUTE}
+    assert len(failures) == 100
+    assert {call["credentials"]["password"] for call in failures} == {CLEANSED_SUBSTITUTE}
     assert len(hasher.verified) == 100  # one hasher run per attempt, known user or not
     assert authenticate(session, username="alice", password="correct horse") is alice
 
@@ -276,14 +281,14 @@ def test_credentials_that_cannot_be_right_fail_cleanly_before_any_query_or_hashi
     alice: User,
     hasher: WatchedHasher,
     statements: list[tuple[str, Any]],
-    failures: Recorder,
+    failures: Sends,
     credentials: dict[str, Any],
 ) -> None:
     assert authenticate(session, REQUEST, **credentials) is None
 
     assert hasher.verified == []
     assert statements == []
-    [failure] = failures.calls
+    [failure] = failures
     expected = dict(credentials)
     if "password" in expected:
         expected["password"] = CLEANSED_SUBSTITUTE

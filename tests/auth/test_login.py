@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,10 +10,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from sa_signals.auth import login, logout, update_last_login, user_logged_in, user_logged_out
-from tests.conftest import Recorder
+from sa_signals.testing import capture
 from tests.models import Note, User
 
-Listen = Callable[..., Recorder]
 REQUEST = object()
 
 
@@ -39,13 +38,12 @@ def without_update_last_login() -> Iterator[None]:
 
 
 def test_login_sends_user_logged_in_with_the_users_class_the_request_and_the_user(
-    session: Session, alice: User, listen: Listen
+    session: Session, alice: User
 ) -> None:
-    logged_in = listen(user_logged_in)
+    with capture(user_logged_in) as logged_in:
+        login(session, alice, REQUEST)
 
-    login(session, alice, REQUEST)
-
-    assert logged_in.calls == [
+    assert logged_in == [
         {"signal": user_logged_in, "sender": User, "request": REQUEST, "user": alice}
     ]
 
@@ -102,25 +100,21 @@ def test_login_and_logout_refuse_what_is_not_a_session(alice: User) -> None:
 
 
 def test_logout_sends_user_logged_out_with_the_users_class_the_request_and_the_user(
-    session: Session, alice: User, listen: Listen
+    session: Session, alice: User
 ) -> None:
-    logged_out = listen(user_logged_out)
+    with capture(user_logged_out) as logged_out:
+        logout(session, alice, REQUEST)
 
-    logout(session, alice, REQUEST)
-
-    assert logged_out.calls == [
+    assert logged_out == [
         {"signal": user_logged_out, "sender": User, "request": REQUEST, "user": alice}
     ]
 
 
-def test_logout_without_a_user_sends_none_as_sender_and_user(
-    session: Session, listen: Listen
-) -> None:
-    logged_out = listen(user_logged_out)
+def test_logout_without_a_user_sends_none_as_sender_and_user(session: Session) -> None:
+    with capture(user_logged_out) as logged_out:
+        logout(session, None, REQUEST)
 
-    logout(session, None, REQUEST)
-
-    assert logged_out.calls == [
+    assert logged_out == [
         {"signal": user_logged_out, "sender": None, "request": REQUEST, "user": None}
     ]
 

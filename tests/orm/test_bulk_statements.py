@@ -20,6 +20,7 @@ from sa_signals import (
     pre_save,
     signals_disabled,
 )
+from sa_signals.testing import capture
 from tests.conftest import Recorder
 from tests.models import Order, Truck, Vehicle
 
@@ -99,18 +100,19 @@ def test_the_legacy_query_delete_sends_them_too(
     assert len(deleted.calls) == 2
 
 
-def test_each_row_is_sent_by_its_own_class(session: Session, listen: Listen) -> None:
+def test_each_row_is_sent_by_its_own_class(session: Session) -> None:
     # Single-table inheritance: delete(Vehicle) deletes trucks too.
     session.add_all([Vehicle(name="van"), Truck(name="lorry")])
     session.commit()
-    trucks, vehicles = listen(post_delete, sender=Truck), listen(post_delete, sender=Vehicle)
 
-    session.execute(delete(Vehicle))
+    with (
+        capture(post_delete, sender=Truck) as trucks,
+        capture(post_delete, sender=Vehicle) as vehicles,
+    ):
+        session.execute(delete(Vehicle))
 
-    assert [(call["sender"], call["instance"].name) for call in trucks.calls] == [(Truck, "lorry")]
-    assert [(call["sender"], call["instance"].name) for call in vehicles.calls] == [
-        (Vehicle, "van")
-    ]
+    assert [(call["sender"], call["instance"].name) for call in trucks] == [(Truck, "lorry")]
+    assert [(call["sender"], call["instance"].name) for call in vehicles] == [(Vehicle, "van")]
 
 
 def test_a_failing_post_delete_rolls_the_statement_back(
@@ -170,19 +172,19 @@ def test_every_session_synchronization_still_works(
 
 
 def test_a_bulk_delete_of_more_rows_than_a_statement_takes_parameters(
-    session: Session, engine: Engine, listen: Listen
+    session: Session, engine: Engine
 ) -> None:
     # PostgreSQL refuses more than 65,535 bound parameters in one statement.
     rows = 70_000
     session.execute(insert(Order), [{"reference": f"R-{n}"} for n in range(rows)])
     session.commit()
-    deleted = listen(post_delete, sender=Order)
 
-    result = session.execute(delete(Order))
-    session.commit()
+    with capture(post_delete, sender=Order) as deleted:
+        result = session.execute(delete(Order))
+        session.commit()
 
     assert result.rowcount == rows  # type: ignore[attr-defined]
-    assert len(deleted.calls) == rows
+    assert len(deleted) == rows
     assert references(engine) == []
 
 
@@ -190,19 +192,22 @@ def test_a_bulk_delete_of_more_rows_than_a_statement_takes_parameters(
 
 
 def test_a_bulk_update_reports_exactly_the_rows_it_updated(
-    session: Session, listen: Listen, orders: list[Order], backend: str, statements: list[str]
+    session: Session, orders: list[Order], backend: str, statements: list[str]
 ) -> None:
-    before, after = listen(pre_bulk_update, sender=Order), listen(post_bulk_update, sender=Order)
     statement = update(Order).where(Order.status == "new").values(status="cancelled")
 
-    result = session.execute(statement)
+    with (
+        capture(pre_bulk_update, sender=Order) as before,
+        capture(post_bulk_update, sender=Order) as after,
+    ):
+        result = session.execute(statement)
 
     assert result.rowcount == 3  # type: ignore[attr-defined]
-    (pre,) = before.calls
+    (pre,) = before
     assert pre["statement"] is statement
     assert pre["pks"] is None  # the WHERE form: not known before it runs
     assert pre["session"] is session
-    (post,) = after.calls
+    (post,) = after
     assert sorted(post["pks"]) == sorted(order.id for order in orders[:3])
     if backend == "mariadb":  # no UPDATE ... RETURNING: the keys are read first
         assert any(sql.startswith("SELECT") and "FOR UPDATE" in sql for sql in statements)
@@ -219,14 +224,17 @@ def test_a_bulk_update_matching_nothing_reports_no_rows(
 
 
 def test_the_by_primary_key_form_knows_its_keys_beforehand(
-    session: Session, listen: Listen, orders: list[Order]
+    session: Session, orders: list[Order]
 ) -> None:
-    before, after = listen(pre_bulk_update, sender=Order), listen(post_bulk_update, sender=Order)
-    session.execute(
-        update(Order),
-        [{"id": orders[0].id, "status": "shipped"}, {"id": orders[1].id, "status": "shipped"}],
-    )
-    assert before.calls[0]["pks"] == after.calls[0]["pks"] == [orders[0].id, orders[1].id]
+    with (
+        capture(pre_bulk_update, sender=Order) as before,
+        capture(post_bulk_update, sender=Order) as after,
+    ):
+        session.execute(
+            update(Order),
+            [{"id": orders[0].id, "status": "shipped"}, {"id": orders[1].id, "status": "shipped"}],
+        )
+    assert before[0]["pks"] == after[0]["pks"] == [orders[0].id, orders[1].id]
 
 
 def test_without_rowcounts_the_keys_whose_rows_exist_are_asked_for(
@@ -305,18 +313,21 @@ def test_the_legacy_query_update_sends_them_too(
 
 
 def test_a_statement_can_opt_out(
-    session: Session, listen: Listen, orders: list[Order], statements: list[str]
+    session: Session, orders: list[Order], statements: list[str]
 ) -> None:
-    deleted, updated = listen(pre_delete, sender=Order), listen(pre_bulk_update, sender=Order)
-    session.execute(update(Order).values(status="x"), execution_options={"sa_signals": False})
-    session.execute(delete(Order), execution_options={"sa_signals": False})
-    with signals_disabled(session):
-        session.execute(update(Order).values(status="y"))
-    assert deleted.calls == updated.calls == []
+    with (
+        capture(pre_delete, sender=Order) as deleted,
+        capture(pre_bulk_update, sender=Order) as updated,
+    ):
+        session.execute(update(Order).values(status="x"), execution_options={"sa_signals": False})
+        session.execute(delete(Order), execution_options={"sa_signals": False})
+        with signals_disabled(session):
+            session.execute(update(Order).values(status="y"))
+    assert deleted == updated == []
     assert [sql.split()[0] for sql in statements] == ["UPDATE", "DELETE", "UPDATE"]
 
 
-def test_a_bulk_insert_sends_nothing_as_bulk_create(session: Session, listen: Listen) -> None:
-    saves = listen(pre_save, sender=Order), listen(post_save, sender=Order)
-    session.execute(insert(Order), [{"reference": "B-1"}, {"reference": "B-2"}])
-    assert saves[0].calls == saves[1].calls == []
+def test_a_bulk_insert_sends_nothing_as_bulk_create(session: Session) -> None:
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+        session.execute(insert(Order), [{"reference": "B-1"}, {"reference": "B-2"}])
+    assert before == after == []

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from sa_signals import post_delete, post_save, pre_delete, pre_save
+from sa_signals.testing import capture
 from tests.conftest import Recorder
 from tests.models import Order, OrderLine, Parcel, Shipment
 
@@ -24,15 +25,15 @@ def an_order_with_lines(session: Session, *products: str) -> Order:
     return order
 
 
-def test_an_explicit_delete_is_its_own_origin(session: Session, listen: Listen) -> None:
+def test_an_explicit_delete_is_its_own_origin(session: Session) -> None:
     order = an_order_with_lines(session)
-    before, after = listen(pre_delete, sender=Order), listen(post_delete, sender=Order)
 
-    session.delete(order)
-    session.flush()
+    with capture(pre_delete, sender=Order) as before, capture(post_delete, sender=Order) as after:
+        session.delete(order)
+        session.flush()
 
-    for recorder in (before, after):
-        (call,) = recorder.calls
+    for calls in (before, after):
+        (call,) = calls
         assert call["sender"] is Order
         assert call["instance"] is order
         assert call["origin"] is order
@@ -155,16 +156,19 @@ def stored_products(engine: Engine) -> list[str]:
 
 
 def test_an_orphan_gets_no_pre_save_even_when_only_save_receivers_listen(
-    session: Session, listen: Listen
+    session: Session,
 ) -> None:
     order = an_order_with_lines(session, "pen")
     pen = order.lines[0]
-    saves = listen(pre_save, sender=OrderLine), listen(post_save, sender=OrderLine)
 
-    order.lines.remove(pen)
-    session.commit()
+    with (
+        capture(pre_save, sender=OrderLine) as before,
+        capture(post_save, sender=OrderLine) as after,
+    ):
+        order.lines.remove(pen)
+        session.commit()
 
-    assert saves[0].calls == saves[1].calls == []
+    assert before == after == []
 
 
 def test_an_orphan_that_left_the_session_is_left_alone(

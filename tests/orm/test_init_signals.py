@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sa_signals import post_init, pre_init
+from sa_signals.testing import capture
 from tests.conftest import Recorder
 from tests.models import Employee, Manager, Order
 from tests.subprocesses import run_fresh
@@ -68,10 +69,10 @@ def test_post_init_is_sent_once_per_instance_loaded(session: Session, listen: Li
     assert len(loaded.calls) == 2
 
 
-def test_post_init_of_a_constructor_carries_no_session(listen: Listen) -> None:
-    constructed = listen(post_init, sender=Order)
-    Order(reference="A-1")
-    assert constructed.calls[0]["session"] is None
+def test_post_init_of_a_constructor_carries_no_session() -> None:
+    with capture(post_init, sender=Order) as constructed:
+        Order(reference="A-1")
+    assert constructed[0]["session"] is None
 
 
 def test_a_class_nobody_listens_to_keeps_sqlalchemys_constructor() -> None:

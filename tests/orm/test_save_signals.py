@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from sa_signals import ModelSignal, post_delete, post_save, pre_save
+from sa_signals.testing import capture
 from tests.conftest import Recorder
 from tests.models import (
     AuditEntry,
@@ -166,20 +167,18 @@ def test_post_save_changes_to_the_instance_are_written_by_commit(
 # -- updating ----------------------------------------------------------------------------
 
 
-def test_an_update_sends_created_false_with_update_fields_and_changes(
-    session: Session, listen: Listen
-) -> None:
+def test_an_update_sends_created_false_with_update_fields_and_changes(session: Session) -> None:
     order = Order(reference="A-1", total=Decimal("10.00"))
     session.add(order)
     session.flush()
-    before, after = listen(pre_save, sender=Order), listen(post_save, sender=Order)
 
-    order.status = "paid"
-    order.total = Decimal("12.50")
-    session.flush()
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+        order.status = "paid"
+        order.total = Decimal("12.50")
+        session.flush()
 
-    assert before.calls[0]["update_fields"] == frozenset({"status", "total"})
-    (call,) = after.calls
+    assert before[0]["update_fields"] == frozenset({"status", "total"})
+    (call,) = after
     assert call["created"] is False
     assert call["update_fields"] == frozenset({"status", "total"})
     assert call["changes"] == {
@@ -188,64 +187,58 @@ def test_an_update_sends_created_false_with_update_fields_and_changes(
     }
 
 
-def test_changes_carry_the_real_old_value_of_an_expired_attribute(
-    session: Session, listen: Listen
-) -> None:
+def test_changes_carry_the_real_old_value_of_an_expired_attribute(session: Session) -> None:
     order = Order(reference="A-1")
     session.add(order)
     session.commit()  # expires everything: SQLAlchemy no longer knows "new"
-    saved = listen(post_save, sender=Order)
 
-    order.status = "shipped"  # assigned without being loaded first
-    session.commit()
+    with capture(post_save, sender=Order) as saved:
+        order.status = "shipped"  # assigned without being loaded first
+        session.commit()
 
-    assert saved.calls[0]["changes"] == {"status": ("new", "shipped")}
+    assert saved[0]["changes"] == {"status": ("new", "shipped")}
 
 
 def test_assigning_the_same_value_sends_nothing_and_writes_nothing(
-    session: Session, listen: Listen, statements: list[str]
+    session: Session, statements: list[str]
 ) -> None:
     order = Order(reference="A-1")
     session.add(order)
     session.commit()
-    before, after = listen(pre_save, sender=Order), listen(post_save, sender=Order)
 
-    assert order.status == "new"  # loaded
-    order.status = "new"
-    session.commit()
-    order.reference = "A-1"  # expired this time: the old value is fetched to compare
-    session.commit()
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+        assert order.status == "new"  # loaded
+        order.status = "new"
+        session.commit()
+        order.reference = "A-1"  # expired this time: the old value is fetched to compare
+        session.commit()
 
-    assert before.calls == after.calls == []
+    assert before == after == []
     assert not [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
 
 
-def test_a_change_to_a_collection_alone_sends_nothing_for_the_parent(
-    session: Session, listen: Listen
-) -> None:
+def test_a_change_to_a_collection_alone_sends_nothing_for_the_parent(session: Session) -> None:
     order = Order(reference="A-1")
     session.add(order)
     session.flush()
-    saved = listen(post_save, sender=Order)
 
-    order.lines.append(OrderLine(product="pen"))
-    session.flush()
+    with capture(post_save, sender=Order) as saved:
+        order.lines.append(OrderLine(product="pen"))
+        session.flush()
 
-    assert saved.calls == []
+    assert saved == []
 
 
-def test_generated_columns_are_in_update_fields_and_changes(
-    session: Session, listen: Listen
-) -> None:
+def test_generated_columns_are_in_update_fields_and_changes(session: Session) -> None:
     document = Document(title="Draft")
     session.add(document)
     session.commit()
-    saved = listen(post_save, sender=Document)
 
-    document.title = "Final"
-    session.commit()
+    with capture(post_save, sender=Document) as saved:
+        document.title = "Final"
+        session.commit()
 
-    (call,) = saved.calls
+    (call,) = saved
     assert call["update_fields"] == frozenset({"title", "edited_at", "version"})
     assert call["changes"]["title"] == ("Draft", "Final")
     assert call["changes"]["version"] == (1, 2)
@@ -304,18 +297,16 @@ def test_the_sender_is_the_instances_own_class(session: Session, listen: Listen)
     assert managers.calls[0]["sender"] is Manager
 
 
-def test_an_update_of_a_joined_subclass_reports_columns_of_both_tables(
-    session: Session, listen: Listen
-) -> None:
+def test_an_update_of_a_joined_subclass_reports_columns_of_both_tables(session: Session) -> None:
     boss = Manager(name="Grace", budget=10)
     session.add(boss)
     session.commit()
-    saved = listen(post_save, sender=Manager)
 
-    boss.name, boss.budget = "Grace H.", 20
-    session.commit()
+    with capture(post_save, sender=Manager) as saved:
+        boss.name, boss.budget = "Grace H.", 20
+        session.commit()
 
-    assert saved.calls[0]["changes"] == {"name": ("Grace", "Grace H."), "budget": (10, 20)}
+    assert saved[0]["changes"] == {"name": ("Grace", "Grace H."), "budget": (10, 20)}
 
 
 def test_connecting_for_a_class_that_is_not_mapped_fails_at_once() -> None:
@@ -335,16 +326,16 @@ def test_model_signals_are_model_signals() -> None:
 # -- what the flush decides on its own ---------------------------------------------------
 
 
-def test_pre_save_and_post_save_agree_on_update_fields(session: Session, listen: Listen) -> None:
+def test_pre_save_and_post_save_agree_on_update_fields(session: Session) -> None:
     document = Document(title="Draft")
     session.add(document)
     session.commit()
-    before, after = listen(pre_save, sender=Document), listen(post_save, sender=Document)
 
-    document.title = "Final"
-    session.commit()
+    with capture(pre_save, sender=Document) as before, capture(post_save, sender=Document) as after:
+        document.title = "Final"
+        session.commit()
 
-    assert before.calls[0]["update_fields"] == after.calls[0]["update_fields"]
+    assert before[0]["update_fields"] == after[0]["update_fields"]
 
 
 def test_changes_hold_the_values_written_even_when_a_receiver_changes_them_later(
@@ -386,34 +377,32 @@ def test_values_the_database_generates_are_fetched_in_one_query_per_class(
 
 
 def test_reassigning_the_same_related_object_after_a_commit_sends_nothing(
-    session: Session, listen: Listen
+    session: Session,
 ) -> None:
     customer = Customer(name="Ada")
     order = Order(reference="A-1", customer=customer)
     session.add(order)
     session.commit()  # everything expired
-    saved = listen(pre_save, sender=Order), listen(post_save, sender=Order)
 
-    order.customer = customer
-    session.commit()
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+        order.customer = customer
+        session.commit()
 
-    assert saved[0].calls == saved[1].calls == []
+    assert before == after == []
 
 
-def test_flag_modified_still_forces_an_update_which_is_reported(
-    session: Session, listen: Listen
-) -> None:
+def test_flag_modified_still_forces_an_update_which_is_reported(session: Session) -> None:
     document = Document(title="Draft")
     session.add(document)
     session.commit()
     assert document.version == 1
-    saved = listen(post_save, sender=Document)
 
-    flag_modified(document, "title")  # the documented way to force an UPDATE
-    session.commit()
+    with capture(post_save, sender=Document) as saved:
+        flag_modified(document, "title")  # the documented way to force an UPDATE
+        session.commit()
 
     assert document.version == 2
-    (call,) = saved.calls
+    (call,) = saved
     assert call["changes"]["title"] == ("Draft", "Draft")
 
 
@@ -432,35 +421,33 @@ def test_an_object_added_by_another_before_flush_listener_gets_pre_save(
     assert len(before.calls) == len(after.calls) == 1
 
 
-def test_a_foreign_key_written_by_a_post_update_is_reported(
-    session: Session, listen: Listen
-) -> None:
+def test_a_foreign_key_written_by_a_post_update_is_reported(session: Session) -> None:
     widget, spare, favorite = Widget(name="w"), Part(), Part()
     session.add_all([widget, spare, favorite])
     session.commit()
-    before, after = listen(pre_save, sender=Widget), listen(post_save, sender=Widget)
 
-    widget.favorite = favorite
-    session.commit()
+    with capture(pre_save, sender=Widget) as before, capture(post_save, sender=Widget) as after:
+        widget.favorite = favorite
+        session.commit()
 
-    assert before.calls[0]["update_fields"] == frozenset({"favorite_id"})
-    (call,) = after.calls
+    assert before[0]["update_fields"] == frozenset({"favorite_id"})
+    (call,) = after
     assert call["update_fields"] == frozenset({"favorite_id"})
     assert call["changes"] == {"favorite_id": (None, favorite.id)}
 
 
 def test_a_version_counter_the_application_maintains_is_not_reported_unless_written(
-    session: Session, listen: Listen
+    session: Session,
 ) -> None:
     record = Record(title="a", revision="r1")
     session.add(record)
     session.commit()
-    saved = listen(post_save, sender=Record)
 
-    record.title = "b"
-    session.commit()
+    with capture(post_save, sender=Record) as saved:
+        record.title = "b"
+        session.commit()
 
-    assert saved.calls[0]["update_fields"] == frozenset({"title"})
+    assert saved[0]["update_fields"] == frozenset({"title"})
 
 
 def test_a_delete_and_an_add_of_the_same_key_are_reported_as_the_program_asked(
