@@ -80,6 +80,21 @@ class _Deleted:
 
 
 @dataclass(eq=False)
+class _Binds:
+    """The bind each mapper's rows are written through, as Django's ``using``;
+    asked per object, looked up once per mapper and flush."""
+
+    session: Session
+    _by_mapper: dict[Mapper[Any], Any] = field(default_factory=dict)
+
+    def __call__(self, mapper: Mapper[Any]) -> Any:
+        bind = self._by_mapper.get(mapper)
+        if bind is None:
+            bind = self._by_mapper[mapper] = self.session.get_bind(mapper)
+        return bind
+
+
+@dataclass(eq=False)
 class _Flush:
     """What sa-signals knows of one flush of one session."""
 
@@ -95,13 +110,17 @@ class _Flush:
     old_values: OldValues = field(default_factory=OldValues)
     # what was written, in the order it was written; keyed so recording is idempotent
     written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
+    using: _Binds = field(init=False)
     collections: CollectionChanges = field(init=False)
     failure: Exception | None = None
     dispatching: bool = False
-    _binds: dict[Mapper[Any], Any] = field(default_factory=dict)
     _listening: dict[tuple[str, type], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Not a bound method of this record: a reference cycle would keep the
+        # record, and every instance it wrote, alive until the garbage collector
+        # runs, where plain SQLAlchemy lets them go as soon as the flush is done.
+        self.using = _Binds(self.session)
         self.collections = CollectionChanges(self.session, self.using)
 
     def listens(self, family: str, cls: type) -> bool:
@@ -113,13 +132,6 @@ class _Flush:
             answer = any(signal.is_listened_for(cls) for signal in signals)
             self._listening[(family, cls)] = answer
         return answer
-
-    def using(self, mapper: Mapper[Any]) -> Any:
-        """The bind the mapper's rows are written through, as Django's ``using``."""
-        bind = self._binds.get(mapper)
-        if bind is None:
-            bind = self._binds[mapper] = self.session.get_bind(mapper)
-        return bind
 
     def raise_failure(self) -> None:
         if self.failure is not None:
