@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from examples.blog.models import Comment, Email
@@ -31,7 +32,17 @@ celery_app.conf.task_always_eager = broker is None
 SessionLocal = sessionmaker()
 
 
-@task_receiver(post_save, sender=Comment, app=celery_app, session_factory=SessionLocal)
+# A database that is busy for a moment (SQLite's lock while the app marks the
+# event sent, a deadlock on a server) fails the task: its session is rolled
+# back, and the task runs again a moment later rather than lose the e-mail.
+@task_receiver(
+    post_save,
+    sender=Comment,
+    app=celery_app,
+    session_factory=SessionLocal,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+)
 def tell_the_author_about_a_comment(
     sender: type[Comment],
     instance: Comment,
