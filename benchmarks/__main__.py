@@ -71,6 +71,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="rows, receivers and instances of table 3 (default 100,000)",
     )
     parser.add_argument(
+        "--outbox-objects",
+        type=int,
+        help="events per commit of table 5 (default 1,000: Celery publishes ~500 a second)",
+    )
+    parser.add_argument(
         "--no-callgrind", action="store_true", help="skip the instruction counts (table 2b)"
     )
     parser.add_argument(
@@ -107,6 +112,7 @@ def _options(arguments: argparse.Namespace, workdir: Path) -> Options:
         warmup=arguments.warmup if arguments.warmup is not None else (0 if quick else 1),
         objects=arguments.objects or (20 if quick else 10_000),
         memory_objects=arguments.memory_objects or (500 if quick else 100_000),
+        outbox_objects=arguments.outbox_objects or (20 if quick else 1_000),
         callgrind_objects=arguments.callgrind_objects,
         databases=databases,
         postgresql_url=arguments.postgresql_url,
@@ -149,7 +155,7 @@ def _header(options: Options) -> str:
         f"- sa_signals from {location}",
         f"- {options.rounds} measured rounds after {options.warmup} warm-up, N = "
         f"{options.objects:,} (table 2b: {options.callgrind_objects:,}; table 3: "
-        f"{options.memory_objects:,})",
+        f"{options.memory_objects:,}; table 5: {options.outbox_objects:,})",
         "",
     ]
     return "\n".join(lines)

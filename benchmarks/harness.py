@@ -60,6 +60,7 @@ class Options:
     warmup: int  # rounds thrown away first
     objects: int  # rows per flush (tables 2 and 4)
     memory_objects: int  # rows, receivers and instances of table 3
+    outbox_objects: int  # events per commit of table 5
     callgrind_objects: int  # rows per flush under callgrind (table 2b)
     databases: tuple[str, ...]
     postgresql_url: str

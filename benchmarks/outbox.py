@@ -48,7 +48,7 @@ RELAY, SEND_TASK = "relay", "send_task_loop"
 
 def run(context: Context) -> tuple[list[Table], list[Target]]:
     options = context.options
-    objects = options.objects
+    objects = options.outbox_objects
     table = Table(
         f"Table 5: background receivers on Celery (Redis), N = {objects:,} events per commit",
         ["measurement", *[DATABASE_LABELS[name] for name in context.databases.names]],
