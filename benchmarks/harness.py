@@ -197,7 +197,7 @@ class Target:
             return "met"
         if self.limit <= 0:
             return "MISSED"
-        return f"MISSED by {(self.measured.median / self.limit - 1) * 100:.0f}%"
+        return f"MISSED by {(self.measured.median / self.limit - 1) * 100:.1f}%"
 
     def row(self) -> list[str]:
         if self.unit == "x":
