@@ -75,18 +75,20 @@ def set_up(variant: Variant) -> Any:
         return None
     import sa_signals
 
+    every_model_signal = (
+        sa_signals.pre_save,
+        sa_signals.post_save,
+        sa_signals.pre_delete,
+        sa_signals.post_delete,
+    )
     if name == "other":
-        for signal in (sa_signals.pre_save, sa_signals.post_save):
-            signal.connect(receiver, sender=Other)
-        for signal in (sa_signals.pre_delete, sa_signals.post_delete):
+        for signal in every_model_signal:
             signal.connect(receiver, sender=Other)
     elif name == "receiver":
         sa_signals.post_save.connect(receiver, sender=Item)
         sa_signals.post_delete.connect(receiver, sender=Item)
     elif name == "pre_post":
-        for signal in (sa_signals.pre_save, sa_signals.post_save):
-            signal.connect(receiver, sender=Item)
-        for signal in (sa_signals.pre_delete, sa_signals.post_delete):
+        for signal in every_model_signal:
             signal.connect(receiver, sender=Item)
     elif name == "on_commit":
         sa_signals.post_save.connect(receiver, sender=Item, on_commit=True)
