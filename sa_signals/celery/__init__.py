@@ -16,8 +16,9 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError("sa_signals.celery needs Celery: pip install 'sa-signals[celery]'") from error
 
+from sa_signals.celery.events import RefusedEvent
 from sa_signals.celery.outbox import OUTBOX_TABLE, outbox_table
 from sa_signals.celery.receivers import task_receiver
 from sa_signals.celery.relay import relay_outbox
 
-__all__ = ["OUTBOX_TABLE", "outbox_table", "relay_outbox", "task_receiver"]
+__all__ = ["OUTBOX_TABLE", "RefusedEvent", "outbox_table", "relay_outbox", "task_receiver"]

@@ -88,6 +88,10 @@ def _load_app(path: str) -> Celery:
     app = getattr(importlib.import_module(module_name), attribute, None)
     if not isinstance(app, Celery):
         raise SystemExit(f"--app {path!r} is not a Celery application")
+    # The modules the app's configuration names (include=, imports=, autodiscovered
+    # tasks), as a worker imports them: the relay publishes only the events of
+    # background receivers that its app knows.
+    app.loader.import_default_modules()
     return app
 
 

@@ -2,179 +2,270 @@
 what the worker's receiver gets back.
 
 An instance cannot travel: it belongs to a session in another process. It
-travels as its model (``"package.module:Class"``) and primary key, and the worker
-loads it again. A deleted row cannot be loaded, so a ``post_delete`` event carries
-the row's column values, and the worker's receiver gets a detached copy built
-from them. ``created``, ``update_fields`` and ``changes`` travel as they are.
+travels as its model's name and primary key, and the worker loads it again. A
+deleted row cannot be loaded, so a ``post_delete`` event carries the row's
+column values, and the worker's receiver gets a detached copy built from them.
+``created``, ``update_fields`` and ``changes`` travel as they are. Values are
+encoded by ``sa_signals.celery.encoding``, which user data cannot forge.
 
-Values are encoded with kombu's JSON, the encoding Celery itself uses: dates,
-times, decimals, UUIDs and bytes come back as the same types; enums and
-``timedelta`` travel in an envelope of sa-signals' own and come back too. A
-tuple comes back as a list.
+An event reaches a worker through a broker, and so may come from anyone who can
+publish there: the worker trusts nothing in it. It finds the model among the
+classes mapped in its own process (SQLAlchemy's registries), by name, and
+checks every field against what that model declares; anything else is a
+``RefusedEvent``. Nothing named in an event is ever imported or called.
 """
 
 from __future__ import annotations
 
-import enum
-import importlib
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
 from typing import Any
 
-from kombu.utils.json import dumps
 from sqlalchemy import inspect
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm import ColumnProperty, Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from sa_signals.celery.encoding import declared_enum, decode_value, dumps, encode_value, loads
 from sa_signals.dispatch import Signal, describe
+from sa_signals.orm.hooks import existing_mappers
 from sa_signals.signals import post_delete, post_save
 
-__all__ = ["BACKGROUND_SIGNALS", "arguments_in_worker", "encode", "encoded_event"]
+__all__ = ["BACKGROUND_SIGNALS", "RefusedEvent", "arguments_in_worker", "encoded_event"]
 
 # The signals whose receivers can run in the background: both are sent once the
 # row is written, with a primary key to find it by (pre_save's new instance has
 # none yet).
 BACKGROUND_SIGNALS: dict[Signal, str] = {post_save: "post_save", post_delete: "post_delete"}
-_SIGNALS_BY_NAME = {name: signal for signal, name in BACKGROUND_SIGNALS.items()}
+
+
+class RefusedEvent(ValueError):
+    """A message a background receiver's task will not run: it is not an event
+    sa-signals wrote for this receiver (forged, damaged, or naming a model this
+    process has not mapped). Celery reports the task as failed with this error,
+    and never retries it."""
+
+
+# -- at the flush --------------------------------------------------------------------------------
 
 
 def encoded_event(signal: Signal, named: dict[str, Any], receiver: Any) -> tuple[str, str]:
     """The id and the JSON text of one send of ``signal``'s event.
 
-    :raises TypeError: a value kombu's JSON cannot encode (a custom type in
-        ``changes``, say), naming the receiver and the model.
+    :raises TypeError: a value the encoding has no place for (a set in
+        ``changes``, say), naming the receiver, the model and the attribute.
     """
     instance = named["instance"]
     event_id = str(uuid.uuid4())
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "signal": BACKGROUND_SIGNALS[signal],
-        **_reference(instance),
-    }
-    if signal is post_save:
-        event["created"] = named["created"]
-        event["raw"] = named["raw"]
-        update_fields = named["update_fields"]
-        event["update_fields"] = None if update_fields is None else sorted(update_fields)
-        event["changes"] = {
-            key: [_portable(old), _portable(new)] for key, (old, new) in named["changes"].items()
-        }
-    else:
-        event["values"] = _column_values(instance)
-        origin = named["origin"]
-        if origin is instance:
-            event["origin"] = "instance"
-        elif isinstance(inspect(type(origin), raiseerr=False), Mapper):
-            event["origin"] = {**_reference(origin), "values": _column_values(origin)}
-        else:  # a bulk DELETE statement
-            event["origin"] = None
     try:
-        return event_id, encode(event)
+        event: dict[str, Any] = {
+            "event_id": event_id,
+            "signal": BACKGROUND_SIGNALS[signal],
+            **_reference(instance),
+        }
+        if signal is post_save:
+            mapper = inspect(type(instance))
+            update_fields = named["update_fields"]
+            event["created"] = named["created"]
+            event["raw"] = named["raw"]
+            event["update_fields"] = None if update_fields is None else sorted(update_fields)
+            event["changes"] = {
+                key: [_encoded(mapper, key, old), _encoded(mapper, key, new)]
+                for key, (old, new) in named["changes"].items()
+            }
+        else:
+            event["values"] = _column_values(instance)
+            origin = named["origin"]
+            if origin is instance:
+                event["origin"] = "instance"
+            elif isinstance(inspect(type(origin), raiseerr=False), Mapper):
+                event["origin"] = {**_reference(origin), "values": _column_values(origin)}
+            else:  # a bulk DELETE statement
+                event["origin"] = None
     except TypeError as error:
         raise TypeError(
             f"{describe(receiver)} runs in the background, and {type(instance).__name__}'s "
-            f"event cannot be encoded as JSON: {error}"
+            f"event cannot be encoded: {error}"
         ) from error
-
-
-def encode(value: Any) -> str:
-    """``value`` in kombu's JSON, as the outbox stores it."""
-    return dumps(value)
-
-
-def arguments_in_worker(event: dict[str, Any], session: Session) -> dict[str, Any] | None:
-    """The keyword arguments of the receiver in the worker, or ``None`` when a
-    saved row is gone by then (deleted before the worker ran)."""
-    model = _model(event["model"])
-    mapper: Mapper[Any] = inspect(model)
-    key = tuple(_restored(value) for value in event["pk"])
-    common = {
-        "signal": _SIGNALS_BY_NAME[event["signal"]],
-        "sender": model,
-        "using": session.get_bind(mapper),
-        "session": session,
-        "event_id": event["event_id"],
-    }
-    if event["signal"] == "post_save":
-        instance = session.get(model, key if len(key) > 1 else key[0])
-        if instance is None:
-            return None
-        update_fields = event["update_fields"]
-        return {
-            **common,
-            "instance": instance,
-            "created": event["created"],
-            "raw": event["raw"],
-            "update_fields": None if update_fields is None else frozenset(update_fields),
-            "changes": {
-                name: (_restored(old), _restored(new))
-                for name, (old, new) in event["changes"].items()
-            },
-        }
-    instance = _detached_copy(model, event["values"])
-    origin = event["origin"]
-    if origin == "instance":
-        origin = instance
-    elif origin is not None:
-        origin = _detached_copy(_model(origin["model"]), origin["values"])
-    return {**common, "instance": instance, "origin": origin}
+    return event_id, dumps(event)
 
 
 def _reference(instance: Any) -> dict[str, Any]:
-    cls = type(instance)
-    mapper: Mapper[Any] = inspect(cls)
+    mapper: Mapper[Any] = inspect(type(instance))
+    key = mapper.primary_key_from_instance(instance)
     return {
-        "model": _path(cls),
-        "pk": [_portable(value) for value in mapper.primary_key_from_instance(instance)],
+        "model": model_name(mapper.class_),
+        "pk": [
+            encode_value(value, declared_enum(column.type))
+            for column, value in zip(mapper.primary_key, key, strict=True)
+        ],
     }
 
 
 def _column_values(instance: Any) -> dict[str, Any]:
     state = inspect(instance)
     return {
-        attribute.key: _portable(state.dict.get(attribute.key))
-        for attribute in state.mapper.column_attrs
+        prop.key: _encoded(state.mapper, prop.key, state.dict.get(prop.key))
+        for prop in state.mapper.column_attrs
     }
 
 
-# Column values kombu's JSON has no type for, in an envelope of sa-signals' own.
-_ENVELOPE = "__sa_signals__"
+def _encoded(mapper: Mapper[Any], key: str, value: Any) -> Any:
+    try:
+        return encode_value(value, _enum_of(mapper.column_attrs[key]))
+    except TypeError as error:
+        raise TypeError(f"{key}: {error}") from error
 
 
-def _portable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):  # before str: a str-based Enum would lose its class
-        return {_ENVELOPE: "enum", "class": _path(type(value)), "value": _portable(value.value)}
-    if isinstance(value, timedelta):
-        return {_ENVELOPE: "timedelta", "seconds": value.total_seconds()}
-    return value
-
-
-def _restored(value: Any) -> Any:
-    if not isinstance(value, dict) or _ENVELOPE not in value:
-        return value
-    if value[_ENVELOPE] == "enum":
-        return _model(value["class"])(_restored(value["value"]))
-    return timedelta(seconds=value["seconds"])
-
-
-def _path(cls: type) -> str:
+def model_name(cls: type) -> str:
+    """How an event names its model: the class's module and qualified name."""
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _model(path: str) -> type:
-    module, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module)
-    for name in qualname.split("."):
-        target = getattr(target, name)
-    return target  # type: ignore[no-any-return]
+# -- in the worker -------------------------------------------------------------------------------
 
 
-def _detached_copy(model: type, values: dict[str, Any]) -> Any:
+def arguments_in_worker(
+    message: dict[str, Any], session: Session, signal: Signal, sender: Any
+) -> dict[str, Any] | None:
+    """The keyword arguments of the receiver of ``signal`` (connected for
+    ``sender``) in the worker, from the task's ``message``; ``None`` when a
+    saved row is gone by then (deleted before the worker ran).
+
+    :raises RefusedEvent: the message is not an event of ``signal`` for
+        ``sender``, naming what is wrong and what it named.
+    """
+    if message.keys() != {"event"} or not isinstance(message["event"], str):
+        raise RefusedEvent(
+            f"a background receiver's task takes one argument, event=<JSON text>, "
+            f"not {sorted(message)!r}"
+        )
+    try:
+        event = loads(message["event"])
+    except ValueError as error:
+        raise RefusedEvent(f"the event is not JSON: {error}") from error
+    reader = _Reader(event)
+    signal_name = reader.get("signal", str)
+    if signal_name != BACKGROUND_SIGNALS[signal]:
+        raise RefusedEvent(f"the event is a {signal_name!r}, for a receiver of {signal!r}")
+    mapper = _mapper_of(reader.get("model", str), sender)
+    common = {
+        "signal": signal,
+        "sender": mapper.class_,
+        "using": session.get_bind(mapper),
+        "session": session,
+        "event_id": reader.get("event_id", str),
+    }
+    if signal is post_save:
+        key = _primary_key(mapper, reader.get("pk", list))
+        instance = session.get(mapper.class_, key if len(key) > 1 else key[0])
+        if instance is None:
+            return None
+        update_fields = reader.get("update_fields", list, nullable=True)
+        changes = reader.get("changes", dict)
+        _check_columns(mapper, [*(update_fields or ()), *changes])
+        return {
+            **common,
+            "instance": instance,
+            "created": reader.get("created", bool),
+            "raw": reader.get("raw", bool),
+            "update_fields": None if update_fields is None else frozenset(update_fields),
+            "changes": {
+                key: _decoded_change(mapper, key, change) for key, change in changes.items()
+            },
+        }
+    instance = _detached_copy(mapper, reader.get("values", dict))
+    origin: Any = reader.get("origin", (str, dict), nullable=True)
+    if origin == "instance":
+        origin = instance
+    elif isinstance(origin, dict):
+        origin_reader = _Reader(origin, "origin")
+        origin_mapper = _mapper_of(origin_reader.get("model", str), None)
+        origin = _detached_copy(origin_mapper, origin_reader.get("values", dict))
+    elif origin is not None:
+        raise RefusedEvent(f"the event's origin is {origin!r}")
+    return {**common, "instance": instance, "origin": origin}
+
+
+class _Reader:
+    """The fields of an event (or of a part of it), each checked for its type."""
+
+    def __init__(self, document: Any, where: str = "event") -> None:
+        if not isinstance(document, dict):
+            raise RefusedEvent(f"the {where} is not a JSON object: {document!r:.200}")
+        self.document = document
+        self.where = where
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, nullable: bool = False) -> Any:
+        if key not in self.document:
+            raise RefusedEvent(f"the {self.where} has no {key!r}")
+        value = self.document[key]
+        if value is None and nullable:
+            return None
+        if not isinstance(value, kind):
+            raise RefusedEvent(f"the {self.where}'s {key!r} is {value!r:.200}")
+        return value
+
+
+def _mapper_of(name: str, sender: Any) -> Mapper[Any]:
+    """The mapper of the class an event names: the receiver's sender, or, for a
+    receiver of any sender, the one class of that name mapped in this process."""
+    if sender is not None:
+        if name != model_name(sender):
+            raise RefusedEvent(
+                f"the event names {name!r}, and the receiver is connected for "
+                f"{model_name(sender)!r}"
+            )
+        return inspect(sender)  # type: ignore[no-any-return]
+    found = [mapper for mapper in existing_mappers() if model_name(mapper.class_) == name]
+    if len(found) != 1:
+        raise RefusedEvent(
+            f"the event names {name!r}, and {len(found)} classes of that name are mapped "
+            "in this process (a worker must import the models of its receivers' events)"
+        )
+    return found[0]
+
+
+def _primary_key(mapper: Mapper[Any], data: list[Any]) -> tuple[Any, ...]:
+    if len(data) != len(mapper.primary_key):
+        raise RefusedEvent(f"the event's primary key {data!r:.200} does not fit {mapper}")
+    return tuple(
+        _decoded(f"the primary key of {mapper}", item, declared_enum(column.type))
+        for column, item in zip(mapper.primary_key, data, strict=True)
+    )
+
+
+def _check_columns(mapper: Mapper[Any], keys: Iterable[Any]) -> None:
+    unknown = [key for key in keys if not isinstance(key, str) or key not in mapper.column_attrs]
+    if unknown:
+        raise RefusedEvent(f"the event names {unknown!r:.200}, which {mapper} has no column for")
+
+
+def _decoded_change(mapper: Mapper[Any], key: str, change: Any) -> tuple[Any, Any]:
+    if not isinstance(change, list) or len(change) != 2:
+        raise RefusedEvent(f"the change of {key!r} is not [old, new]: {change!r:.200}")
+    enum_class = _enum_of(mapper.column_attrs[key])
+    old, new = (_decoded(f"the change of {key!r}", item, enum_class) for item in change)
+    return old, new
+
+
+def _detached_copy(mapper: Mapper[Any], values: dict[str, Any]) -> Any:
     """The deleted row as an instance that belongs to no session, as it would
     after ``session.expunge()``: its columns readable, nothing loaded lazily."""
-    mapper: Mapper[Any] = inspect(model)
+    _check_columns(mapper, values)
     instance = mapper.class_manager.new_instance()
-    for key, value in values.items():
-        set_committed_value(instance, key, _restored(value))
+    for key, data in values.items():
+        value = _decoded(f"the value of {key!r}", data, _enum_of(mapper.column_attrs[key]))
+        set_committed_value(instance, key, value)
     make_transient_to_detached(instance)
     return instance
+
+
+def _decoded(what: str, data: Any, enum_class: Any) -> Any:
+    try:
+        return decode_value(data, enum_class)
+    except ValueError as error:
+        raise RefusedEvent(f"{what}: {error}") from error
+
+
+def _enum_of(prop: ColumnProperty[Any]) -> Any:
+    return declared_enum(prop.columns[0].type)

@@ -18,14 +18,20 @@ from celery import Celery, Task
 from sqlalchemy import Connection, Table, inspect
 from sqlalchemy.orm import Mapper, Session, SessionTransaction
 
+from sa_signals.celery.encoding import dumps
 from sa_signals.celery.events import (
     BACKGROUND_SIGNALS,
+    RefusedEvent,
     arguments_in_worker,
-    encode,
     encoded_event,
 )
 from sa_signals.celery.outbox import find_outbox_table, write_event
-from sa_signals.celery.relay import publish_events
+from sa_signals.celery.relay import (
+    PUBLISH_OPTIONS,
+    checked_publish_options,
+    publish_events,
+    register_task,
+)
 from sa_signals.dispatch import Receiver, Signal, check_receiver, describe
 from sa_signals.transaction import on_commit
 
@@ -34,12 +40,6 @@ __all__ = ["task_receiver"]
 logger = logging.getLogger("sa_signals")
 
 F = TypeVar("F", bound=Receiver)
-
-# Options of task_receiver that say how each message is published, rather than
-# what the task is (max_retries, acks_late, rate_limit... go to app.task()).
-PUBLISH_OPTIONS = frozenset(
-    {"queue", "routing_key", "exchange", "priority", "countdown", "expires"}
-)
 
 
 def task_receiver(
@@ -122,6 +122,7 @@ class BackgroundReceiver:
         self.app = app
         self.session_factory = session_factory
         self.publish_options = _publish_options(task_options)
+        self.sender = sender
         options = {k: v for k, v in task_options.items() if k not in PUBLISH_OPTIONS}
         name = options.setdefault("name", _default_name(receiver))
         if name in app.tasks:
@@ -129,14 +130,18 @@ class BackgroundReceiver:
                 f"{app!r} has a task named {name!r} already: give {describe(receiver)} a "
                 "name of its own (name=...)."
             )
+        # A message that is not an event of this receiver fails for good, even
+        # under autoretry_for=(Exception,): another try would fail the same way.
+        options["dont_autoretry_for"] = (*options.get("dont_autoretry_for", ()), RefusedEvent)
         # Options are whatever Celery takes: its typed overloads cannot follow them.
         make_task: Callable[..., Callable[..., Task[Any, None]]] = app.task
 
-        def run_in_worker(**event: Any) -> None:
-            self._run_in_worker(event)
+        def run_in_worker(**message: Any) -> None:
+            self._run_in_worker(message)
 
         # shared=False: the task is this app's, not every app's made from now on.
         self.task = make_task(shared=False, **options)(run_in_worker)
+        register_task(app, self.task.name)
         signal.connect(self.write, sender=sender, weak=False, dispatch_uid=self.task.name)
 
     def write(self, **named: Any) -> None:
@@ -150,16 +155,15 @@ class BackgroundReceiver:
         publication = _publication(session, session.get_bind(mapper), table)
         publication.add(event_id, self.task, self.app)
 
-    def _run_in_worker(self, event: dict[str, Any]) -> None:
+    def _run_in_worker(self, message: dict[str, Any]) -> None:
         with self.session_factory() as session:
-            arguments = arguments_in_worker(event, session)
+            arguments = arguments_in_worker(message, session, self.signal, self.sender)
             if arguments is None:
                 logger.warning(
-                    "%s skipped: %s %s was deleted before the worker ran (event %s).",
+                    "%s skipped: the row of its event was deleted before the worker ran "
+                    "(event %s).",
                     describe(self.receiver),
-                    event["model"],
-                    event["pk"],
-                    event["event_id"],
+                    self.task.request.id,
                 )
                 return
             self.receiver(**arguments)
@@ -174,11 +178,11 @@ def _default_name(receiver: Receiver) -> str:
 def _publish_options(task_options: dict[str, Any]) -> str:
     options = {k: v for k, v in task_options.items() if k in PUBLISH_OPTIONS}
     try:
-        return encode(options)
+        return dumps(checked_publish_options(options))
     except TypeError as error:
         raise TypeError(
             f"task_receiver()'s publishing options are stored with each event, as JSON: "
-            f"{error} (give a queue or exchange by its name)."
+            f"{error} (give a queue or exchange by its name, times in seconds)."
         ) from error
 
 

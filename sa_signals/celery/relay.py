@@ -18,16 +18,22 @@ long outage does not slow every commit down.
 
 Delivery is at least once: a relay that dies after publishing and before marking
 leaves its rows to be published again when the lease ends, under the same task
-id. An event the broker refuses for itself (an option it cannot take) is logged
-with its id and left pending; the others go on.
+id. An event that cannot be published for itself (an option the broker does not
+take) is logged with its id and set aside until its lease ends; the others go on.
+
+The outbox is read as data, never as code: an event is published only to a
+task that ``task_receiver`` made in the relay's Celery app (``register_task``),
+with its options checked against the few that publishing takes, and its payload
+passed on as one opaque string; an event naming anything else is refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,13 +43,21 @@ from weakref import WeakKeyDictionary
 from celery import Celery
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
-from kombu.utils.json import loads
 from sqlalchemy import Connection as DatabaseConnection
 from sqlalchemy import Engine, Table, and_, false, or_, select, update
 
 from sa_signals.celery.outbox import standalone_outbox_table
 
-__all__ = ["LEASE", "PAUSE_AFTER_FAILURE", "PUBLISH_TIMEOUT", "publish_events", "relay_outbox"]
+__all__ = [
+    "LEASE",
+    "PAUSE_AFTER_FAILURE",
+    "PUBLISH_OPTIONS",
+    "PUBLISH_TIMEOUT",
+    "checked_publish_options",
+    "publish_events",
+    "register_task",
+    "relay_outbox",
+]
 
 logger = logging.getLogger("sa_signals")
 
@@ -51,6 +65,17 @@ LEASE = timedelta(minutes=1)  # how long a claimed event is left to its relay
 PUBLISH_TIMEOUT = 2.0  # seconds to connect, or to hear back from the broker
 PAUSE_AFTER_FAILURE = 10.0  # seconds commits leave their events to the relay
 BATCH_SIZE = 500
+
+# The options of Celery's apply_async() that an event is published with, stored
+# with it in the outbox, and the JSON types each takes.
+PUBLISH_OPTIONS: dict[str, tuple[type, ...]] = {
+    "queue": (str,),
+    "routing_key": (str,),
+    "exchange": (str,),
+    "priority": (int,),
+    "countdown": (int, float),
+    "expires": (int, float),
+}
 
 AppFor = Callable[[str], Celery]  # the Celery app that publishes a task, by name
 Bind = Engine | DatabaseConnection
@@ -107,7 +132,7 @@ def _publish_batch(
         claimed = _claim(connection, table, limit, only)
     if not claimed:
         return 0, False
-    published, broker_out = _publish(claimed, app_for)
+    published, untried = _publish(claimed, app_for)
     with _transaction(bind) as connection:
         if published:
             connection.execute(
@@ -115,13 +140,13 @@ def _publish_batch(
                 .where(table.c.id.in_(published))
                 .values(sent_at=datetime.now(UTC), claimed_until=None)
             )
-        taken = set(published)
-        unpublished = [event.id for event in claimed if event.id not in taken]
-        if unpublished:  # free them for the next relay at once
+        if untried:  # the broker is out: free them for the next relay at once
             connection.execute(
-                update(table).where(table.c.id.in_(unpublished)).values(claimed_until=None)
+                update(table).where(table.c.id.in_(untried)).values(claimed_until=None)
             )
-    return len(published), broker_out
+        # The refused ones keep their lease: tried again when it ends, they never
+        # stand in the way of the events behind them.
+    return len(published), bool(untried)
 
 
 # -- claiming ------------------------------------------------------------------------------------
@@ -194,26 +219,48 @@ def _check_bind(bind: object) -> None:
 # -- publishing ----------------------------------------------------------------------------------
 
 
-def _publish(claimed: list[_Claimed], app_for: AppFor) -> tuple[list[str], bool]:
+def _publish(claimed: list[_Claimed], app_for: AppFor) -> tuple[list[str], list[str]]:
     """Publish the events in order; return the ids the broker confirmed, and
-    whether it was out (then the rest were not tried)."""
+    those not tried because it was out."""
     published: list[str] = []
-    for event in claimed:
-        link = _link(app_for(event.task))
+    for position, event in enumerate(claimed):
         try:
-            link.publish(event)
+            _link(app_for(event.task)).publish(event)
         except OperationalError as error:  # the broker, or the way to it
+            untried = [event.id for event in claimed[position:]]
             logger.warning(
                 "Could not publish to the broker (%s); %d event(s) stay pending for the relay.",
                 error,
-                len(claimed) - len(published),
+                len(untried),
             )
-            return published, True
+            return published, untried
         except Exception as error:  # this event alone: leave it, go on with the others
             logger.error("Could not publish event %s (task %s): %s", event.id, event.task, error)
             continue
         published.append(event.id)
-    return published, False
+    return published, []
+
+
+def register_task(app: Celery, name: str) -> None:
+    """Let the relay publish events of ``app``'s task ``name``: a task that
+    ``task_receiver`` made, and no other."""
+    with _links_lock:
+        _background_tasks.setdefault(app, set()).add(name)
+
+
+def checked_publish_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` if each is one of ``PUBLISH_OPTIONS``, of its JSON type.
+
+    :raises TypeError: naming the first option that is not.
+    """
+    for name, value in options.items():
+        kinds = PUBLISH_OPTIONS.get(name)
+        if kinds is None:
+            raise TypeError(f"{name!r} is not an option events are published with")
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            expected = " or ".join(kind.__name__ for kind in kinds)
+            raise TypeError(f"the {name} option takes a {expected}, not {value!r}")
+    return dict(options)
 
 
 @dataclass(eq=False)
@@ -230,19 +277,33 @@ class _Link:
         return time.monotonic() < self.paused_until
 
     def publish(self, event: _Claimed) -> None:
-        kwargs, options = loads(event.payload), loads(event.options)
-        task = self.app.tasks.get(event.task)
-        if self.app.conf.task_always_eager and task is not None:
+        """Publish ``event``: its payload, untouched, as the task's one argument.
+
+        :raises LookupError: the event names a task that is not a background
+            receiver's task of this app.
+        :raises TypeError, ValueError: its stored options are not publishing options.
+        """
+        with _links_lock:
+            known = event.task in _background_tasks.get(self.app, ())
+        if not known:
+            raise LookupError(
+                f"{event.task!r} is not the task of a background receiver of {self.app.main!r} "
+                "(the relay's app must declare or import the application's task_receivers)"
+            )
+        task = self.app.tasks[event.task]
+        stored = json.loads(event.options)
+        if not isinstance(stored, dict):
+            raise TypeError(f"its options are {stored!r:.200}, not a JSON object")
+        options = checked_publish_options(stored)
+        kwargs = {"event": event.payload}
+        if self.app.conf.task_always_eager:
             self._run_eagerly(task, kwargs, event.id)
             return
         with self.lock:
             try:
                 producer = self._producer()
                 options.update(task_id=event.id, producer=producer, retry=False)
-                if task is not None:
-                    task.apply_async(kwargs=kwargs, **options)
-                else:  # a relay without the application's tasks: by name
-                    self.app.send_task(event.task, kwargs=kwargs, **options)
+                task.apply_async(kwargs=kwargs, **options)
             except OperationalError:
                 self._close(graceful=False)
                 self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
@@ -292,7 +353,8 @@ class _Link:
 
 
 _links: WeakKeyDictionary[Celery, _Link] = WeakKeyDictionary()
-_links_lock = threading.Lock()
+_background_tasks: WeakKeyDictionary[Celery, set[str]] = WeakKeyDictionary()  # by register_task
+_links_lock = threading.Lock()  # for both
 
 
 def _link(app: Celery) -> _Link:

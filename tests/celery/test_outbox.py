@@ -180,22 +180,18 @@ def test_a_process_killed_right_after_its_commit_loses_nothing(
         **os.environ,
         "SA_SIGNALS_TEST_BROKER": broker_proxy.url,
         "SA_SIGNALS_TEST_QUEUE": celery_app.conf.task_default_queue,
+        "SA_SIGNALS_TEST_TASK": name,
     }
     url = database.url.render_as_string(hide_password=False)
     program = f"""
         import os
         from sqlalchemy import create_engine
-        from sqlalchemy.orm import Session, sessionmaker
-        from sa_signals import on_commit, post_save
-        from sa_signals.celery import task_receiver
-        from tests.celery.relay_app import app
+        from sqlalchemy.orm import Session
+        from sa_signals import on_commit
+        import tests.celery.relay_app  # declares the background receiver
         from tests.models import Order
 
         engine = create_engine({url!r})
-
-        @task_receiver(post_save, sender=Order, app=app, session_factory=sessionmaker(engine),
-                       name={name!r})
-        def notify(**kwargs): ...
 
         with Session(engine) as session:
             session.begin()
@@ -278,7 +274,8 @@ def test_the_relay_command_keeps_relaying_with_loop(
     broker_proxy: BrokerProxy,
     celery_app: Celery,
 ) -> None:
-    background(post_save, sender=Order)
+    name = f"tests.loop_{uuid.uuid4().hex}"
+    background(post_save, sender=Order, name=name)
     relay = subprocess.Popen(
         [
             sys.executable,
@@ -291,6 +288,7 @@ def test_the_relay_command_keeps_relaying_with_loop(
             **os.environ,
             "SA_SIGNALS_TEST_BROKER": broker_proxy.url,
             "SA_SIGNALS_TEST_QUEUE": celery_app.conf.task_default_queue,
+            "SA_SIGNALS_TEST_TASK": name,
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -229,7 +229,8 @@ def test_the_relay_loop_outlives_a_database_outage(
 ) -> None:
     """A relay that died at the first database error would leave every event
     committed afterwards pending until someone restarted it."""
-    background(post_save, sender=Order)
+    name = f"tests.outage_{uuid.uuid4().hex}"
+    background(post_save, sender=Order, name=name)
     broker_proxy.down()  # this process's commits cannot publish: their events are the relay's
     relay_process = RelayProcess(
         [
@@ -241,6 +242,7 @@ def test_the_relay_loop_outlives_a_database_outage(
             **os.environ,
             "SA_SIGNALS_TEST_BROKER": broker,  # the relay's own way to the broker, not the proxy
             "SA_SIGNALS_TEST_QUEUE": celery_app.conf.task_default_queue,
+            "SA_SIGNALS_TEST_TASK": name,
         },
         tmp_path / "relay.log",
     )
@@ -277,7 +279,7 @@ class ShopBase(DeclarativeBase):
 
 class Parcel(ShopBase):
     """A model in a schema, whose events go to the outbox of that schema. At
-    module level: the worker finds the class again by its import path."""
+    module level: the worker finds the class again among the mapped ones."""
 
     __tablename__ = "parcel"
 

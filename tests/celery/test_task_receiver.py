@@ -3,6 +3,7 @@ on RabbitMQ and Redis, for rows of SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -13,7 +14,6 @@ from typing import Any
 import pytest
 from celery import Celery
 from kombu import Queue
-from kombu.utils.json import loads
 from sqlalchemy import Engine, MetaData, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -156,7 +156,7 @@ def test_nothing_is_published_for_a_rollback_or_a_rolled_back_savepoint(
 
     with Session(engine) as other:
         (payload,) = other.scalars(select(outbox.c.payload)).all()
-    assert loads(payload)["pk"] == [kept.id]
+    assert json.loads(payload)["pk"] == [kept.id]
     assert len(messages_waiting(celery_app)) == 1
 
 
