@@ -10,11 +10,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     Column,
     DateTime,
     Enum,
     ForeignKey,
     Integer,
+    LargeBinary,
     Numeric,
     PickleType,
     String,
@@ -325,3 +327,31 @@ class Stock(Base):
     warehouse: Mapped[str] = mapped_column(String(20), primary_key=True)
     sku: Mapped[str] = mapped_column(String(20), primary_key=True)
     quantity: Mapped[int] = mapped_column(default=0)
+
+
+class Priority(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Channel(enum.StrEnum):
+    LETTER = "letter"
+    EMAIL = "email"
+
+
+class Submission(Base):
+    """Whatever a user typed, in a JSON column, beside an int-based and a
+    str-based enum and bytes: the values a background event must bring back
+    exactly as they were written."""
+
+    __tablename__ = "submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form: Mapped[Any] = mapped_column(JSON, nullable=True)
+    priority: Mapped[Priority] = mapped_column(
+        Enum(Priority, name="submission_priority"), default=Priority.LOW
+    )
+    channel: Mapped[Channel] = mapped_column(
+        Enum(Channel, name="submission_channel"), default=Channel.LETTER
+    )
+    scan: Mapped[bytes | None] = mapped_column(LargeBinary)

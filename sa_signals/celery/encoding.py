@@ -93,7 +93,7 @@ def encode_value(value: Any, enum_class: EnumClass | None = None) -> Any:
         # which is also what a JSON column stores.
         if isinstance(value, scalar):
             return scalar(value) if scalar is not str else str.__str__(value)
-    raise TypeError(f"a {type(value).__qualname__} ({value!r}) has no JSON encoding here")
+    raise TypeError(f"a {type(value).__name__} ({value!r}) has no JSON encoding here")
 
 
 def decode_value(data: Any, enum_class: EnumClass | None = None) -> Any:

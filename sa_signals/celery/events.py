@@ -156,16 +156,13 @@ def arguments_in_worker(
         "event_id": reader.get("event_id", str),
     }
     if signal is post_save:
+        # The whole event is checked before its row is looked for.
         key = _primary_key(mapper, reader.get("pk", list))
-        instance = session.get(mapper.class_, key if len(key) > 1 else key[0])
-        if instance is None:
-            return None
         update_fields = reader.get("update_fields", list, nullable=True)
         changes = reader.get("changes", dict)
         _check_columns(mapper, [*(update_fields or ()), *changes])
-        return {
+        arguments = {
             **common,
-            "instance": instance,
             "created": reader.get("created", bool),
             "raw": reader.get("raw", bool),
             "update_fields": None if update_fields is None else frozenset(update_fields),
@@ -173,6 +170,8 @@ def arguments_in_worker(
                 key: _decoded_change(mapper, key, change) for key, change in changes.items()
             },
         }
+        instance = session.get(mapper.class_, key if len(key) > 1 else key[0])
+        return None if instance is None else {**arguments, "instance": instance}
     instance = _detached_copy(mapper, reader.get("values", dict))
     origin: Any = reader.get("origin", (str, dict), nullable=True)
     if origin == "instance":

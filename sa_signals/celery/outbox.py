@@ -49,7 +49,7 @@ def outbox_table(metadata: MetaData) -> Table:
         # The event's id, and the Celery task id it is published with.
         Column("id", String(36), primary_key=True),
         Column("task", String(255), nullable=False),  # the Celery task's name
-        Column("payload", Text, nullable=False),  # the task's keyword arguments (kombu JSON)
+        Column("payload", Text, nullable=False),  # the event's JSON, the task's one argument
         Column("options", Text, nullable=False),  # how to publish it: queue, countdown...
         Column("created_at", UTCDateTime(), nullable=False),
         Column("claimed_until", UTCDateTime(), nullable=True),

@@ -102,9 +102,9 @@ def relay_outbox(
     table = standalone_outbox_table(schema)
     total = 0
     while True:
-        published, broker_out = _publish_batch(bind, table, lambda _task: app, batch_size)
-        total += published
-        if broker_out or published < batch_size:
+        batch = _publish_batch(bind, table, lambda _task: app, batch_size)
+        total += batch.published
+        if batch.broker_out or batch.claimed < batch_size:  # nothing more to claim now
             return total
 
 
@@ -118,20 +118,25 @@ def publish_events(
         return  # the broker failed moments ago: the relay will see to them
     for start in range(0, len(event_ids), BATCH_SIZE):
         batch = event_ids[start : start + BATCH_SIZE]
-        _, broker_out = _publish_batch(bind, table, apps.__getitem__, len(batch), batch)
-        if broker_out:
+        if _publish_batch(bind, table, apps.__getitem__, len(batch), batch).broker_out:
             return
+
+
+@dataclass(frozen=True)
+class _Batch:
+    claimed: int
+    published: int
+    broker_out: bool
 
 
 def _publish_batch(
     bind: Bind, table: Table, app_for: AppFor, limit: int, only: Sequence[str] | None = None
-) -> tuple[int, bool]:
-    """Claim up to ``limit`` events, publish them, mark those the broker took.
-    Returns how many were published, and whether the broker was out."""
+) -> _Batch:
+    """Claim up to ``limit`` events, publish them, mark those the broker took."""
     with _transaction(bind) as connection:
         claimed = _claim(connection, table, limit, only)
     if not claimed:
-        return 0, False
+        return _Batch(claimed=0, published=0, broker_out=False)
     published, untried = _publish(claimed, app_for)
     with _transaction(bind) as connection:
         if published:
@@ -146,7 +151,7 @@ def _publish_batch(
             )
         # The refused ones keep their lease: tried again when it ends, they never
         # stand in the way of the events behind them.
-    return len(published), bool(untried)
+    return _Batch(claimed=len(claimed), published=len(published), broker_out=bool(untried))
 
 
 # -- claiming ------------------------------------------------------------------------------------
