@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from celery import Celery
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sa_signals.celery.outbox import standalone_outbox_table
-from sa_signals.celery.relay import relay_outbox
+from sa_signals.celery.relay import claimable, relay_outbox
 
 logger = logging.getLogger("sa_signals")
 
@@ -75,10 +76,11 @@ def _loop(engine: Engine, app: Celery, options: argparse.Namespace) -> None:
 
 
 def _pending(engine: Engine, schema: str | None) -> int:
+    """The events a relay could take now (not those set aside after a refusal)."""
     table = standalone_outbox_table(schema)
     with engine.connect() as connection:
-        pending = select(func.count()).select_from(table).where(table.c.sent_at.is_(None))
-        return connection.scalar(pending) or 0
+        query = select(func.count()).select_from(table).where(claimable(table, datetime.now(UTC)))
+        return connection.scalar(query) or 0
 
 
 def _load_app(path: str) -> Celery:

@@ -31,10 +31,11 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["TAG", "declared_enum", "decode_value", "dumps", "encode_value", "loads"]
+__all__ = ["TAG", "EnumClass", "declared_enum", "decode_value", "dumps", "encode_value", "loads"]
 
 TAG = "__sa_signals__"
 
@@ -52,8 +53,12 @@ def loads(text: str) -> Any:
 
 
 def declared_enum(column_type: TypeEngine[Any]) -> EnumClass | None:
-    """The enum class a column declares (``sa.Enum(MyEnum)``, or a type
-    decorating it), if any: the only class an enum value can come back as."""
+    """The enum class a column declares (``sa.Enum(MyEnum)``, an ``ARRAY`` of
+    one, or a type decorating either that says so in its ``python_type``), if
+    any: the only class an enum value can come back as."""
+    item_type = getattr(column_type, "item_type", None)  # ARRAY
+    if isinstance(item_type, TypeEngine):
+        return declared_enum(item_type)
     try:
         python_type = column_type.python_type
     except NotImplementedError:  # a type that does not say
@@ -64,12 +69,22 @@ def declared_enum(column_type: TypeEngine[Any]) -> EnumClass | None:
 
 
 def encode_value(value: Any, enum_class: EnumClass | None = None) -> Any:
-    """``value`` as JSON data; ``enum_class`` is what its column declares.
+    """``value`` as JSON data; ``enum_class`` is what its column declares (for
+    the value, or for the items of an array).
 
     :raises TypeError: a value of a type this encoding has no place for (a set,
-        an arbitrary object, an enum member its column does not declare),
-        naming it.
+        an arbitrary object, an enum member its column does not declare), or
+        nested deeper than Python's recursion limit, naming it.
     """
+    try:
+        return _encode(value, enum_class)
+    except RecursionError:
+        raise TypeError("a value nested deeper than Python's recursion limit") from None
+
+
+def _encode(value: Any, enum_class: EnumClass | None) -> Any:
+    # Loops rather than comprehensions: one frame per level of nesting, as
+    # json.dumps takes, so that whatever a JSON column holds can travel.
     if value is None or type(value) in _JSON_SCALARS:
         return value
     if enum_class is not None and isinstance(value, enum_class):
@@ -81,33 +96,59 @@ def encode_value(value: Any, enum_class: EnumClass | None = None) -> Any:
         if TAG in value or not all(type(key) is str for key in value):
             # The user's dict could be mistaken for a tag, or JSON would turn
             # its keys into strings: its items, tagged.
-            return _tagged("dict", [[encode_value(k), encode_value(v)] for k, v in value.items()])
-        return {key: encode_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [encode_value(item) for item in value]
-    if isinstance(value, tuple):
-        return _tagged("tuple", [encode_value(item) for item in value])
-    for scalar in _JSON_SCALARS:
+            pairs = []
+            for key, item in value.items():
+                pairs.append([_encode(key, None), _encode(item, None)])
+            return _tagged("dict", pairs)
+        encoded = {}
+        for key, item in value.items():
+            encoded[key] = _encode(item, None)
+        return encoded
+    if isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            items.append(_encode(item, enum_class))  # an ARRAY's items
+        return items if isinstance(value, list) else _tagged("tuple", items)
+    for scalar, plain in _PLAIN_SCALARS.items():
         # A subclass of str, int or float (a str- or int-based enum in a column
         # that declares no enum, say) travels as the plain value it equals,
         # which is also what a JSON column stores.
         if isinstance(value, scalar):
-            return scalar(value) if scalar is not str else str.__str__(value)
-    raise TypeError(f"a {type(value).__name__} ({value!r}) has no JSON encoding here")
+            return plain(value)
+    hint = (
+        " (declare its class on the column: sa.Enum(...), or a type whose python_type says it)"
+        if isinstance(value, enum.Enum)
+        else ""
+    )
+    raise TypeError(f"a {type(value).__name__} ({value!r:.200}) has no JSON encoding here{hint}")
 
 
 def decode_value(data: Any, enum_class: EnumClass | None = None) -> Any:
     """The value ``encode_value`` was given, from ``data`` (parsed JSON).
 
     :raises ValueError: ``data`` was not made by ``encode_value`` (an unknown or
-        malformed tag, an enum member its column does not declare).
+        malformed tag, an enum member its column does not declare, nesting
+        deeper than Python's recursion limit).
     """
+    try:
+        return _decode(data, enum_class)
+    except RecursionError:
+        raise ValueError("a value nested deeper than Python's recursion limit") from None
+
+
+def _decode(data: Any, enum_class: EnumClass | None) -> Any:
     if isinstance(data, list):
-        return [decode_value(item) for item in data]
+        items = []
+        for item in data:
+            items.append(_decode(item, enum_class))
+        return items
     if not isinstance(data, dict):
         return data
     if TAG not in data:
-        return {key: decode_value(item) for key, item in data.items()}
+        decoded = {}
+        for key, item in data.items():
+            decoded[key] = _decode(item, None)
+        return decoded
     if data.keys() != {TAG, "value"}:
         raise ValueError(f"a malformed tagged value: {_shown(data)}")
     tag, content = data[TAG], data["value"]
@@ -115,9 +156,12 @@ def decode_value(data: Any, enum_class: EnumClass | None = None) -> Any:
         if tag == "enum":
             return _enum_member(content, enum_class)
         if tag == "dict":
-            return {decode_value(key): decode_value(item) for key, item in _pairs(content)}
+            pairs = {}
+            for key, item in _pairs(content):
+                pairs[_decode(key, None)] = _decode(item, None)
+            return pairs
         if tag == "tuple":
-            return tuple(decode_value(item) for item in _list(content))
+            return tuple(_decode(_list(content), enum_class))
         decode = _DECODERS.get(tag) if isinstance(tag, str) else None
         if decode is None:
             raise ValueError(f"an unknown tag {tag!r}")
@@ -158,6 +202,23 @@ def _str(content: Any) -> str:
     return content
 
 
+def _with_zone(text: str, value: datetime | time) -> list[Any]:
+    """A datetime or time as its ISO text (which keeps a fixed UTC offset), its
+    ``fold``, and the key of its IANA zone, if it has one: the offset alone
+    would answer differently across a change of daylight saving time."""
+    zone = value.tzinfo.key if isinstance(value.tzinfo, ZoneInfo) else None
+    return [text, value.fold, zone]
+
+
+def _zoned(parse: Callable[[str], Any], content: Any) -> Any:
+    text, fold, zone = _list(content)
+    if fold not in (0, 1) or type(fold) is not int:
+        raise ValueError(f"a fold of {fold!r}")
+    value = parse(_str(text)).replace(fold=fold)
+    # ZoneInfo reads the named zone from the time zone database: data, never code.
+    return value if zone is None else value.replace(tzinfo=ZoneInfo(_str(zone)))
+
+
 def _timedelta(content: Any) -> timedelta:
     days, seconds, microseconds = _list(content)
     if not all(type(part) is int for part in (days, seconds, microseconds)):
@@ -171,22 +232,27 @@ def _shown(data: Any) -> str:
 
 
 _JSON_SCALARS: tuple[type, ...] = (str, int, float, bool)
+_PLAIN_SCALARS: dict[type, Callable[[Any], Any]] = {
+    str: str.__str__,
+    int: int.__int__,
+    float: float.__float__,
+}
 
 # The types this encoding restores, in the order they are tried (datetime is a
 # date). Each tag is decoded by a value type's own constructor, and by nothing else.
 _ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
-    datetime: ("datetime", datetime.isoformat),
+    datetime: ("datetime", lambda d: _with_zone(d.isoformat(), d)),
     date: ("date", date.isoformat),
-    time: ("time", time.isoformat),
+    time: ("time", lambda t: _with_zone(t.isoformat(), t)),
     timedelta: ("timedelta", lambda d: [d.days, d.seconds, d.microseconds]),
     Decimal: ("decimal", str),
     uuid.UUID: ("uuid", lambda u: u.hex),
     bytes: ("bytes", lambda b: base64.b64encode(b).decode("ascii")),
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "datetime": lambda s: datetime.fromisoformat(_str(s)),
+    "datetime": lambda c: _zoned(datetime.fromisoformat, c),
     "date": lambda s: date.fromisoformat(_str(s)),
-    "time": lambda s: time.fromisoformat(_str(s)),
+    "time": lambda c: _zoned(time.fromisoformat, c),
     "timedelta": _timedelta,
     "decimal": lambda s: Decimal(_str(s)),
     "uuid": lambda s: uuid.UUID(hex=_str(s)),

@@ -22,10 +22,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import ColumnProperty, Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from sa_signals.celery.encoding import declared_enum, decode_value, dumps, encode_value, loads
+from sa_signals.celery.encoding import (
+    EnumClass,
+    declared_enum,
+    decode_value,
+    dumps,
+    encode_value,
+    loads,
+)
 from sa_signals.dispatch import Signal, describe
 from sa_signals.orm.hooks import existing_mappers
 from sa_signals.signals import post_delete, post_save
@@ -81,24 +89,24 @@ def encoded_event(signal: Signal, named: dict[str, Any], receiver: Any) -> tuple
                 event["origin"] = {**_reference(origin), "values": _column_values(origin)}
             else:  # a bulk DELETE statement
                 event["origin"] = None
-    except TypeError as error:
+        return event_id, dumps(event)
+    except (TypeError, ValueError) as error:  # ValueError: an int too long for JSON text
         raise TypeError(
             f"{describe(receiver)} runs in the background, and {type(instance).__name__}'s "
             f"event cannot be encoded: {error}"
         ) from error
-    return event_id, dumps(event)
 
 
 def _reference(instance: Any) -> dict[str, Any]:
     mapper: Mapper[Any] = inspect(type(instance))
-    key = mapper.primary_key_from_instance(instance)
-    return {
-        "model": model_name(mapper.class_),
-        "pk": [
-            encode_value(value, declared_enum(column.type))
-            for column, value in zip(mapper.primary_key, key, strict=True)
-        ],
-    }
+    primary_key = mapper.primary_key_from_instance(instance)
+    pk = []
+    for column, value in zip(mapper.primary_key, primary_key, strict=True):
+        try:
+            pk.append(encode_value(value, declared_enum(column.type)))
+        except TypeError as error:
+            raise TypeError(f"primary key {column.key}: {error}") from error
+    return {"model": model_name(mapper.class_), "pk": pk}
 
 
 def _column_values(instance: Any) -> dict[str, Any]:
@@ -125,25 +133,44 @@ def model_name(cls: type) -> str:
 
 
 def arguments_in_worker(
-    message: dict[str, Any], session: Session, signal: Signal, sender: Any
+    args: tuple[Any, ...],
+    message: dict[str, Any],
+    task_id: str | None,
+    session: Session,
+    signal: Signal,
+    sender: Any,
 ) -> dict[str, Any] | None:
     """The keyword arguments of the receiver of ``signal`` (connected for
-    ``sender``) in the worker, from the task's ``message``; ``None`` when a
+    ``sender``) in the worker, from the task's arguments and id; ``None`` when a
     saved row is gone by then (deleted before the worker ran).
 
     :raises RefusedEvent: the message is not an event of ``signal`` for
-        ``sender``, naming what is wrong and what it named.
+        ``sender``, published under its own id, naming what is wrong and what it
+        named.
     """
-    if message.keys() != {"event"} or not isinstance(message["event"], str):
+    if args or message.keys() != {"event"} or not isinstance(message["event"], str):
         raise RefusedEvent(
-            f"a background receiver's task takes one argument, event=<JSON text>, "
-            f"not {sorted(message)!r}"
+            "a background receiver's task takes one argument, event=<JSON text>, "
+            f"not {len(args)} positional and {sorted(message)!r:.200}"
         )
     try:
         event = loads(message["event"])
-    except ValueError as error:
+        reader = _Reader(event)
+        event_id = reader.get("event_id", str)
+        if event_id != task_id:
+            raise RefusedEvent(f"the event {event_id!r:.100} came as task {task_id!r}")
+        return _arguments(reader, event_id, session, signal, sender)
+    except RecursionError:
+        raise RefusedEvent("the event is nested deeper than Python's recursion limit") from None
+    except ValueError as error:  # RefusedEvent is one
+        if isinstance(error, RefusedEvent):
+            raise
         raise RefusedEvent(f"the event is not JSON: {error}") from error
-    reader = _Reader(event)
+
+
+def _arguments(
+    reader: _Reader, event_id: str, session: Session, signal: Signal, sender: Any
+) -> dict[str, Any] | None:
     signal_name = reader.get("signal", str)
     if signal_name != BACKGROUND_SIGNALS[signal]:
         raise RefusedEvent(f"the event is a {signal_name!r}, for a receiver of {signal!r}")
@@ -153,11 +180,11 @@ def arguments_in_worker(
         "sender": mapper.class_,
         "using": session.get_bind(mapper),
         "session": session,
-        "event_id": reader.get("event_id", str),
+        "event_id": event_id,
     }
     if signal is post_save:
         # The whole event is checked before its row is looked for.
-        key = _primary_key(mapper, reader.get("pk", list))
+        primary_key = _primary_key(mapper, reader.get("pk", list))
         update_fields = reader.get("update_fields", list, nullable=True)
         changes = reader.get("changes", dict)
         _check_columns(mapper, [*(update_fields or ()), *changes])
@@ -170,7 +197,10 @@ def arguments_in_worker(
                 key: _decoded_change(mapper, key, change) for key, change in changes.items()
             },
         }
-        instance = session.get(mapper.class_, key if len(key) > 1 else key[0])
+        try:
+            instance = session.get(mapper.class_, primary_key)
+        except (DataError, OverflowError) as error:  # of the right type, yet out of range
+            raise RefusedEvent(f"the database refused the primary key: {error}") from error
         return None if instance is None else {**arguments, "instance": instance}
     instance = _detached_copy(mapper, reader.get("values", dict))
     origin: Any = reader.get("origin", (str, dict), nullable=True)
@@ -225,12 +255,21 @@ def _mapper_of(name: str, sender: Any) -> Mapper[Any]:
 
 
 def _primary_key(mapper: Mapper[Any], data: list[Any]) -> tuple[Any, ...]:
+    """The key, each value of the type its column declares: a key the database
+    would refuse for its type is refused here, before any SQL."""
     if len(data) != len(mapper.primary_key):
         raise RefusedEvent(f"the event's primary key {data!r:.200} does not fit {mapper}")
-    return tuple(
-        _decoded(f"the primary key of {mapper}", item, declared_enum(column.type))
-        for column, item in zip(mapper.primary_key, data, strict=True)
-    )
+    key = []
+    for column, item in zip(mapper.primary_key, data, strict=True):
+        value = _decoded(f"the primary key {column.key}", item, declared_enum(column.type))
+        try:
+            expected: Any = column.type.python_type
+        except NotImplementedError:
+            expected = object
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise RefusedEvent(f"the primary key {column.key} is {value!r:.200}")
+        key.append(value)
+    return tuple(key)
 
 
 def _check_columns(mapper: Mapper[Any], keys: Iterable[Any]) -> None:
@@ -259,12 +298,12 @@ def _detached_copy(mapper: Mapper[Any], values: dict[str, Any]) -> Any:
     return instance
 
 
-def _decoded(what: str, data: Any, enum_class: Any) -> Any:
+def _decoded(what: str, data: Any, enum_class: EnumClass | None) -> Any:
     try:
         return decode_value(data, enum_class)
     except ValueError as error:
         raise RefusedEvent(f"{what}: {error}") from error
 
 
-def _enum_of(prop: ColumnProperty[Any]) -> Any:
+def _enum_of(prop: ColumnProperty[Any]) -> EnumClass | None:
     return declared_enum(prop.columns[0].type)

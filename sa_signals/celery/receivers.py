@@ -136,8 +136,8 @@ class BackgroundReceiver:
         # Options are whatever Celery takes: its typed overloads cannot follow them.
         make_task: Callable[..., Callable[..., Task[Any, None]]] = app.task
 
-        def run_in_worker(**message: Any) -> None:
-            self._run_in_worker(message)
+        def run_in_worker(*args: Any, **message: Any) -> None:
+            self._run_in_worker(args, message)
 
         # shared=False: the task is this app's, not every app's made from now on.
         self.task = make_task(shared=False, **options)(run_in_worker)
@@ -155,15 +155,18 @@ class BackgroundReceiver:
         publication = _publication(session, session.get_bind(mapper), table)
         publication.add(event_id, self.task, self.app)
 
-    def _run_in_worker(self, message: dict[str, Any]) -> None:
+    def _run_in_worker(self, args: tuple[Any, ...], message: dict[str, Any]) -> None:
+        task_id = self.task.request.id
         with self.session_factory() as session:
-            arguments = arguments_in_worker(message, session, self.signal, self.sender)
+            arguments = arguments_in_worker(
+                args, message, task_id, session, self.signal, self.sender
+            )
             if arguments is None:
                 logger.warning(
                     "%s skipped: the row of its event was deleted before the worker ran "
                     "(event %s).",
                     describe(self.receiver),
-                    self.task.request.id,
+                    task_id,
                 )
                 return
             self.receiver(**arguments)

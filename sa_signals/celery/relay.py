@@ -43,8 +43,8 @@ from weakref import WeakKeyDictionary
 from celery import Celery
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
+from sqlalchemy import ColumnElement, Engine, Table, and_, false, or_, select, update
 from sqlalchemy import Connection as DatabaseConnection
-from sqlalchemy import Engine, Table, and_, false, or_, select, update
 
 from sa_signals.celery.outbox import standalone_outbox_table
 
@@ -54,9 +54,11 @@ __all__ = [
     "PUBLISH_OPTIONS",
     "PUBLISH_TIMEOUT",
     "checked_publish_options",
+    "claimable",
     "publish_events",
     "register_task",
     "relay_outbox",
+    "set_aside",
 ]
 
 logger = logging.getLogger("sa_signals")
@@ -101,11 +103,15 @@ def relay_outbox(
         raise ValueError(f"relay_outbox() needs a batch_size of 1 or more, not {batch_size}.")
     table = standalone_outbox_table(schema)
     total = 0
+    claimed: set[str] = set()
     while True:
         batch = _publish_batch(bind, table, lambda _task: app, batch_size)
         total += batch.published
-        if batch.broker_out or batch.claimed < batch_size:  # nothing more to claim now
+        # Done when nothing more is pending, or every event claimed was seen
+        # before (refused ones come back once set aside long enough).
+        if batch.broker_out or len(batch.claimed) < batch_size or claimed >= batch.claimed:
             return total
+        claimed |= batch.claimed
 
 
 def publish_events(
@@ -124,7 +130,7 @@ def publish_events(
 
 @dataclass(frozen=True)
 class _Batch:
-    claimed: int
+    claimed: set[str]
     published: int
     broker_out: bool
 
@@ -136,7 +142,7 @@ def _publish_batch(
     with _transaction(bind) as connection:
         claimed = _claim(connection, table, limit, only)
     if not claimed:
-        return _Batch(claimed=0, published=0, broker_out=False)
+        return _Batch(claimed=set(), published=0, broker_out=False)
     published, untried = _publish(claimed, app_for)
     with _transaction(bind) as connection:
         if published:
@@ -149,9 +155,21 @@ def _publish_batch(
             connection.execute(
                 update(table).where(table.c.id.in_(untried)).values(claimed_until=None)
             )
-        # The refused ones keep their lease: tried again when it ends, they never
-        # stand in the way of the events behind them.
-    return _Batch(claimed=len(claimed), published=len(published), broker_out=bool(untried))
+        # The refused ones are set aside, longer after each try: they never
+        # stand in the way of the events behind them, nor flood the log.
+        done = {*published, *untried}
+        for event in claimed:
+            if event.id not in done:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == event.id)
+                    .values(claimed_until=datetime.now(UTC) + set_aside(event.attempts + 1))
+                )
+    return _Batch(
+        claimed={event.id for event in claimed},
+        published=len(published),
+        broker_out=bool(untried),
+    )
 
 
 # -- claiming ------------------------------------------------------------------------------------
@@ -165,6 +183,21 @@ class _Claimed:
     task: str
     payload: str
     options: str
+    attempts: int
+
+
+def set_aside(attempts: int) -> timedelta:
+    """How long an event that could not be published is left alone after its
+    ``attempts``-th try: one lease, doubling up to about 17 hours."""
+    return LEASE * (1 << min(max(attempts - 1, 0), 10))
+
+
+def claimable(table: Table, now: datetime) -> ColumnElement[bool]:
+    """Events waiting for a relay: not sent, and held by none (or its lease is over)."""
+    return and_(
+        table.c.sent_at.is_(None),
+        or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+    )
 
 
 def _claim(
@@ -175,11 +208,8 @@ def _claim(
         # No FOR UPDATE: take the database's write lock before reading, so that
         # two relays never claim the same rows.
         connection.execute(update(table).where(false()).values(attempts=table.c.attempts))
-    pending = and_(
-        table.c.sent_at.is_(None),
-        or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
-    )
-    query = select(table.c.id, table.c.task, table.c.payload, table.c.options).where(pending)
+    columns = (table.c.id, table.c.task, table.c.payload, table.c.options, table.c.attempts)
+    query = select(*columns).where(claimable(table, now))
     if only is not None:
         # By primary key alone: with an ORDER BY and LIMIT, InnoDB would lock
         # every pending row it scans, and a commit next door would skip its own.
@@ -264,8 +294,18 @@ def checked_publish_options(options: Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"{name!r} is not an option events are published with")
         if not isinstance(value, kinds) or isinstance(value, bool):
             expected = " or ".join(kind.__name__ for kind in kinds)
-            raise TypeError(f"the {name} option takes a {expected}, not {value!r}")
+            raise TypeError(f"the {name} option takes a {expected}, not {value!r:.100}")
+        if name in _RANGES and not _in_range(value, *_RANGES[name]):
+            low, high = _RANGES[name]
+            raise TypeError(f"the {name} option takes {low} to {high}, not {value}")
     return dict(options)
+
+
+_RANGES = {"priority": (0, 255), "countdown": (0, 1e9), "expires": (0, 1e9)}  # 1e9 s: 31 years
+
+
+def _in_range(value: Any, low: float, high: float) -> bool:
+    return bool(low <= value <= high)  # NaN is in no range
 
 
 @dataclass(eq=False)

@@ -6,8 +6,9 @@ class its column declares."""
 from __future__ import annotations
 
 import enum
-from datetime import UTC
+from datetime import UTC, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -22,9 +23,12 @@ def travelled(value: Any, enum_class: type[enum.Enum] | None = None) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down (1 == 1.0 == True is not enough)."""
+    """Equal, and of the same types all the way down (1 == 1.0 == True is not
+    enough), datetimes in the same zone and fold."""
     if type(a) is not type(b):
         return False
+    if isinstance(a, datetime | time):
+        return a == b and (a.tzinfo, a.fold) == (b.tzinfo, b.fold)
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
     if isinstance(a, list | tuple):
@@ -44,9 +48,9 @@ SCALARS = st.one_of(
     st.text(max_size=8),
     LOOKALIKES,
     st.decimals(allow_nan=False),
-    st.datetimes(timezones=st.sampled_from([None, UTC])),
+    st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones()),
     st.dates(),
-    st.times(),
+    st.times(timezones=st.none() | st.just(UTC) | st.timezones()),
     st.timedeltas(),
     st.uuids(),
     st.binary(max_size=8),
@@ -79,9 +83,38 @@ def test_every_value_type_the_encoding_knows_comes_back_as_itself(value: Any) ->
     assert same(travelled(value), value)
 
 
+def test_a_zoned_datetime_keeps_its_zone_and_its_fold() -> None:
+    new_york = ZoneInfo("America/New_York")
+    # 01:30 happens twice on that night: fold tells which.
+    for fold in (0, 1):
+        when = datetime(2021, 11, 7, 1, 30, fold=fold, tzinfo=new_york)
+        assert same(travelled(when), when)
+        assert travelled(when).utcoffset() == when.utcoffset()
+
+
+def test_values_nested_as_deep_as_json_allows_travel() -> None:
+    deep: Any = "bottom"
+    for _ in range(400):  # 800 levels, within what json.dumps itself can write
+        deep = {"next": [deep]}
+    assert travelled(deep) == deep
+    with pytest.raises(TypeError, match="nested deeper than Python's recursion limit"):
+        encode_value(_nested(100_000))
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_an_enum_member_comes_back_as_a_member_of_the_class_its_column_declares() -> None:
     assert travelled(Priority.HIGH, Priority) is Priority.HIGH
     assert travelled(Channel.EMAIL, Channel) is Channel.EMAIL
+    # An ARRAY of an enum declares the class of its items.
+    assert same(
+        travelled([Priority.HIGH, (Priority.LOW,)], Priority), [Priority.HIGH, (Priority.LOW,)]
+    )
     # Where no column declares it, a str- or int-based member is the value it equals.
     assert same(travelled([Priority.HIGH, Channel.EMAIL]), [2, "email"])
 

@@ -176,13 +176,22 @@ def forged_save(model: str) -> dict[str, Any]:
     }
 
 
-FORGED_SAVES = {
-    "a module": {"event": json.dumps(forged_save(CANARY))},
-    "a function": {"event": json.dumps(forged_save(f"{CANARY}:pwned"))},
-    "an unmapped class": {"event": json.dumps(forged_save(f"{CANARY}:Plain"))},
-    "a class no registry maps": {"event": json.dumps(forged_save("tests.models:Nowhere"))},
-    "a shell command": {"event": json.dumps(forged_save("os:system"))},
-    "the fields as arguments": forged_save(f"{CANARY}:pwned"),
+def as_message(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The task id and arguments sa-signals would publish ``event`` with."""
+    return event["event_id"], {"event": json.dumps(event)}
+
+
+FORGED_SAVES: dict[str, tuple[str, dict[str, Any]]] = {
+    "a module": as_message(forged_save(CANARY)),
+    "a function": as_message(forged_save(f"{CANARY}:pwned")),
+    "an unmapped class": as_message(forged_save(f"{CANARY}:Plain")),
+    "a class no registry maps": as_message(forged_save("tests.models:Nowhere")),
+    "a shell command": as_message(forged_save("os:system")),
+    "the fields as arguments": (str(uuid.uuid4()), forged_save(f"{CANARY}:pwned")),
+    "another event's id": (str(uuid.uuid4()), as_message(forged_save("tests.models:Order"))[1]),
+    "a key of another type": as_message({**forged_save("tests.models:Order"), "pk": ["abc"]}),
+    "a key out of range": as_message({**forged_save("tests.models:Order"), "pk": [10**30]}),
+    "nesting past any limit": (str(uuid.uuid4()), {"event": "[" * 100_000}),
 }
 
 
@@ -235,12 +244,13 @@ def test_a_forged_event_is_refused_without_importing_what_it_names(
         "origin": {"model": f"{CANARY}:pwned", "pk": [1], "values": {}},
     }
     forgeries = {
-        **{what: (saves, message) for what, message in FORGED_SAVES.items()},
-        "an origin naming a function": (deletes, {"event": json.dumps(forged_delete)}),
+        **{what: (saves, *message) for what, message in FORGED_SAVES.items()},
+        "an origin naming a function": (deletes, *as_message(forged_delete)),
     }
-    task_ids = {what: str(uuid.uuid4()) for what in forgeries}
-    for what, (task, message) in forgeries.items():
-        celery_app.send_task(task, kwargs=message, task_id=task_ids[what])
+    task_ids = {what: task_id for what, (_, task_id, _) in forgeries.items()}
+    for task, task_id, arguments in forgeries.values():
+        celery_app.send_task(task, kwargs=arguments, task_id=task_id)
+    celery_app.send_task(saves, args=["positional"], kwargs={}, task_id=str(uuid.uuid4()))
 
     session.add(Order(reference="after the forgeries"))
     session.commit()
@@ -248,11 +258,20 @@ def test_a_forged_event_is_refused_without_importing_what_it_names(
     with worker():  # one worker, one queue: the forgeries come first
         (call,) = saved.wait_for(1)
     assert call["instance"].reference == "after the forgeries"
-    refused = {task_id: outcomes.failures.get(task_id) for task_id in task_ids.values()}
+    refused = {what: outcomes.failures.pop(task_id, None) for what, task_id in task_ids.items()}
+    # A key out of range: the database refuses it, or finds no row (MariaDB),
+    # and the event is skipped; never retried either way.
+    out_of_range = refused.pop("a key out of range")
+    assert out_of_range is None or isinstance(out_of_range, RefusedEvent)
     assert all(isinstance(error, RefusedEvent) for error in refused.values()), refused
-    assert f"'{CANARY}:pwned'" in str(refused[task_ids["a function"]])
-    assert "tests.models:Nowhere" in str(refused[task_ids["a class no registry maps"]])
-    assert "takes one argument, event=" in str(refused[task_ids["the fields as arguments"]])
+    assert f"'{CANARY}:pwned'" in str(refused["a function"])
+    assert "tests.models:Nowhere" in str(refused["a class no registry maps"])
+    assert "takes one argument, event=" in str(refused["the fields as arguments"])
+    assert "came as task" in str(refused["another event's id"])
+    assert "the primary key id is 'abc'" in str(refused["a key of another type"])
+    assert "nested deeper" in str(refused["nesting past any limit"])
+    (positional,) = outcomes.failures.values()
+    assert "1 positional" in str(positional)
     assert outcomes.retries == []
 
 
@@ -270,8 +289,9 @@ def test_a_forged_event_for_a_receiver_of_one_model_is_refused(
     forged_tag = {**forged_save("tests.models:Order"), "changes": {"total": [None, CALL_ENVELOPE]}}
     task_ids = []
     for forged in (other_model, unknown_column, forged_tag):
-        task_ids.append(str(uuid.uuid4()))
-        celery_app.send_task(name, kwargs={"event": json.dumps(forged)}, task_id=task_ids[-1])
+        task_id, arguments = as_message(forged)
+        celery_app.send_task(name, kwargs=arguments, task_id=task_id)
+        task_ids.append(task_id)
     session.add(Order(reference="real"))
     session.commit()
 
