@@ -8,8 +8,9 @@ construction, as in Django).
 instrumented ``__init__`` is wrapped, and the signal sent once the outermost
 constructor call returns (a subclass calling ``super().__init__()`` constructs
 one instance, not two). On a load from the database it is the ``load`` event,
-which fires once per instance created from a row; an identity-map hit or the
-refresh of an expired instance is no new instance, and sends nothing.
+which fires once per instance created from a row, and for each new instance
+``session.merge()`` makes; an identity-map hit or the refresh of an expired
+instance is no new instance, and sends nothing.
 
 Both are installed only for classes with receivers (every mapped class, once a
 receiver listens to any sender): a class nobody listens to is constructed and
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import Mapper, QueryContext
+from sqlalchemy.orm import Mapper, QueryContext, object_session
 
 from sa_signals.orm.hooks import MapperHooks, existing_mappers
 from sa_signals.signals import post_init, pre_init
@@ -37,8 +38,11 @@ def _send_pre_init(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     pre_init.send(type(target), args=args, kwargs=kwargs, session=None)
 
 
-def _send_post_init_on_load(target: Any, context: QueryContext) -> None:
-    post_init.send(type(target), instance=target, session=context.session)
+def _send_post_init_on_load(target: Any, context: QueryContext | None) -> None:
+    # session.merge() makes the new instances it merges into without a
+    # constructor or a query, and sends them as loaded with no context.
+    session = context.session if context is not None else object_session(target)
+    post_init.send(type(target), instance=target, session=session)
 
 
 MapperHooks({"init": _send_pre_init}, signals=[pre_init])

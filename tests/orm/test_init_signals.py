@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,6 +68,36 @@ def test_post_init_is_sent_once_per_instance_loaded(session: Session, listen: Li
     session.expire(orders[0])
     assert orders[0].reference == "A-1"  # a refresh: no new instance
     assert len(loaded.calls) == 2
+
+
+@pytest.mark.parametrize("load", [True, False])
+def test_post_init_is_sent_for_the_instance_a_merge_makes(
+    session: Session, listen: Listen, load: bool
+) -> None:
+    detached = Order(reference="A-1")
+    session.add(detached)
+    session.commit()
+    session.refresh(detached)
+    session.expunge(detached)
+    made = listen(post_init, sender=Order)
+
+    merged = session.merge(detached, load=load)  # load=False: no SELECT, no context
+
+    assert merged is not detached
+    assert made.instances == [merged]
+    assert made.calls[0]["session"] is session
+    assert merged.reference == "A-1"
+
+
+def test_post_init_is_sent_for_a_new_object_merged(session: Session, listen: Listen) -> None:
+    new = Order(reference="A-1")
+    made = listen(post_init, sender=Order)
+
+    merged = session.merge(new)
+
+    assert made.instances == [merged]
+    assert made.calls[0]["session"] is session
+    assert merged in session.new
 
 
 def test_post_init_of_a_constructor_carries_no_session() -> None:
