@@ -22,17 +22,10 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Mapper
-from sqlalchemy.orm.mapper import _all_registries
 
 from sa_signals.dispatch import Signal
 
-__all__ = ["MapperHooks", "existing_mappers"]
-
-
-def existing_mappers() -> list[Mapper[Any]]:
-    """Every mapper made so far, in every registry. SQLAlchemy keeps no public
-    list of registries; ``configure_mappers()`` walks this one."""
-    return [mapper for registry in _all_registries() for mapper in registry.mappers]
+__all__ = ["MapperHooks"]
 
 
 class MapperHooks:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from sa_signals import (
@@ -50,15 +50,34 @@ def test_a_bulk_delete_sends_the_delete_signals_for_each_row(
     seen = []
     after.side_effect = lambda instance, **kwargs: seen.append(instance.reference)
     statement = delete(Order).where(Order.status == "new")
+    ids = [order.id for order in orders[:3]]
 
     result = session.execute(statement)
     session.commit()
 
     assert result.rowcount == 3  # type: ignore[attr-defined]
     assert sorted(seen) == ["A-0", "A-1", "A-2"]  # columns readable after the row is gone
-    assert {id(call["instance"]) for call in before.calls} == {id(o) for o in orders[:3]}
+    assert sorted(call["instance"].id for call in before.calls) == ids
     assert all(call["origin"] is statement for call in before.calls + after.calls)
     assert references(engine) == ["A-3", "A-4"]
+
+
+def test_each_row_comes_as_a_fresh_instance_and_the_sessions_own_are_left_alone(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    # As Django's collector builds fresh instances: the statement's session, and
+    # what SQLAlchemy leaves expired in it, stay exactly as without receivers.
+    deleted = listen(pre_delete, sender=Order)
+    order_id = orders[0].id
+    session.expire(orders[0])
+
+    session.execute(delete(Order).where(Order.reference == "A-0"))
+
+    (call,) = deleted.calls
+    assert call["instance"] is not orders[0]
+    assert (call["instance"].id, call["instance"].reference) == (order_id, "A-0")
+    assert call["instance"] not in session
+    assert inspect(orders[0]).expired_attributes >= {"reference", "status"}
 
 
 def test_rows_are_loaded_only_when_a_receiver_listens_to_the_model(
@@ -209,10 +228,14 @@ def test_a_bulk_update_reports_exactly_the_rows_it_updated(
     assert pre["session"] is session
     (post,) = after
     assert sorted(post["pks"]) == sorted(order.id for order in orders[:3])
-    if backend == "mariadb":  # no UPDATE ... RETURNING: the keys are read first
-        assert any(sql.startswith("SELECT") and "FOR UPDATE" in sql for sql in statements)
-    else:
-        assert any(sql.startswith("UPDATE") and "RETURNING" in sql for sql in statements)
+    # The keys are read first, locked where the database can; the UPDATE is the program's.
+    (select_keys, run) = [
+        sql for sql in statements if not sql.startswith("SELECT orders.id, orders.reference")
+    ][-2:]
+    assert select_keys.startswith("SELECT orders.id FROM orders WHERE orders.status")
+    assert ("FOR UPDATE" in select_keys) is (backend != "sqlite")
+    assert run.startswith("UPDATE orders SET status")
+    assert "RETURNING" not in run
 
 
 def test_a_bulk_update_matching_nothing_reports_no_rows(
