@@ -7,11 +7,14 @@ mapper event fires, only the session's ``do_orm_execute``.
 sa-signals watches these statements and never changes them: not their WHERE,
 their RETURNING or their parameters, not their ``synchronize_session``, not the
 moment SQLAlchemy autoflushes before them. What it must know, the rows a
-statement is about to touch, it reads with one SELECT of its own, in the
-statement's transaction, right before the statement and after the autoflush
-the statement asks for; where the database can, the SELECT locks those rows
-(``FOR UPDATE`` of the statement's table), which the statement would lock
-moments later anyway, so that they are still the rows it touches.
+statement is about to touch, it reads with one SELECT of its own when the
+statement reaches its connection (``before_execute``): after every
+``do_orm_execute`` hook and the autoflush, in the statement's transaction, on
+its connection (on each shard's, with horizontal sharding). Where the database
+can, the SELECT locks those rows (``FOR UPDATE`` of the statement's table),
+which the statement would lock moments later anyway, so that they are still
+the rows it touches. The pre_* signals are sent then, the post_* ones after the
+statement.
 
 * A bulk DELETE sends ``pre_delete``/``post_delete`` for each row, as Django's
   ``QuerySet.delete()`` does, with each row as a fresh instance of its own class,
@@ -35,17 +38,19 @@ extra query; ``signals_disabled(session)`` does so for a block.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Delete, Update, bindparam, event, select
+from sqlalchemy import Connection, Delete, Engine, Update, bindparam, event, select
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, lazyload, undefer
 from sqlalchemy.sql import Select
 
 from sa_signals.orm.columns import marked
-from sa_signals.orm.internals import autoflush, resolved_statement, runs_as_orm
+from sa_signals.orm.internals import resolved_statement, runs_as_orm
 from sa_signals.signals import (
     post_bulk_update,
     post_delete,
@@ -76,71 +81,119 @@ def _bulk_statement(state: ORMExecuteState) -> Result[Any] | None:
         # The rows may be instances of subclasses (single-table inheritance),
         # each the sender of its own signals.
         classes = [m.class_ for m in mapper.self_and_descendants]
-        if any(pre_delete.is_listened_for(c) or post_delete.is_listened_for(c) for c in classes):
-            return _delete_with_signals(state, mapper, statement)
-    elif isinstance(statement, Update) and (
+        if not any(
+            pre_delete.is_listened_for(c) or post_delete.is_listened_for(c) for c in classes
+        ):
+            return None
+    elif not (
         pre_bulk_update.is_listened_for(mapper.class_)
         or post_bulk_update.is_listened_for(mapper.class_)
     ):
-        return _update_with_signals(state, mapper, statement)
-    return None
+        return None
+    _listen_to_connections()
+    watched = _Watched(state.session, mapper, statement, state.parameters)
+    token = _watched.set(watched)
+    try:
+        with _rolled_back_on_failure(state.session):
+            result = state.invoke_statement()
+            watched.send_after()
+    finally:
+        _watched.reset(token)
+    return result
 
 
-def _delete_with_signals(
-    state: ORMExecuteState, mapper: Mapper[Any], statement: Delete
-) -> Result[Any]:
-    session = state.session
-    connection = _connection_after_autoflush(state)
-    # Every column (post_delete receivers read them after the row is gone), no
-    # eager joins (FOR UPDATE cannot lock the nullable side of an outer join).
-    query = _locking(
-        select(_target(statement, mapper)).options(undefer("*"), lazyload("*")),
-        statement,
-        connection.dialect.name,
-    )
-    if statement.whereclause is not None:
-        query = query.where(statement.whereclause)
-    with Session(bind=connection, autoflush=False, expire_on_commit=False) as reader:
-        with signals_disabled(reader):
-            instances = reader.scalars(query, _single_parameters(state)).all()
-        reader.expunge_all()
-    using = connection.engine
+class _Watched:
+    """One bulk statement, from its ``do_orm_execute`` to its result.
 
-    def send(signal: Any) -> None:
-        for instance in instances:
-            signal.send(
-                type(instance), instance=instance, using=using, origin=statement, session=session
+    Other ``do_orm_execute`` hooks may still change its options, and SQLAlchemy
+    autoflushes only after them: the rows it will touch can be read only once
+    it reaches its connection.
+    """
+
+    def __init__(
+        self, session: Session, mapper: Mapper[Any], statement: Update | Delete, parameters: Any
+    ) -> None:
+        self.session = session
+        self.mapper = mapper
+        self.statement = statement
+        self.parameters = parameters
+        self.connections: list[Connection] = []  # one per shard, with horizontal sharding
+        self.instances: list[Any] = []  # of a DELETE
+        self.updated: list[Any] = []  # keys, of an UPDATE
+
+    def is_this(self, clause: Any) -> bool:
+        """Whether ``clause`` is this statement as SQLAlchemy hands it to a
+        connection: annotated, or one per table for the by-primary-key form."""
+        return isinstance(clause, type(self.statement)) and (
+            clause.table.is_derived_from(self.statement.table)
+            or self.statement.table.is_derived_from(clause.table)
+        )
+
+    def send_before(self, connection: Connection) -> None:
+        if isinstance(self.statement, Delete):
+            instances = _rows_about_to_go(connection, self.mapper, self.statement, self.parameters)
+            self.instances += instances
+            self._send(pre_delete, instances, connection)
+            return
+        rows = self.parameters if isinstance(self.parameters, list) else None
+        pks = _keys_in_parameters(self.mapper, rows)
+        pre_bulk_update.send(
+            self.mapper.class_, statement=self.statement, pks=pks, session=self.session
+        )
+        if rows is None:
+            self.updated += _matching(connection, self.mapper, self.statement, self.parameters)
+        else:
+            self.updated += _updated_by_each(connection, self.mapper, self.statement, rows, pks)
+
+    def send_after(self) -> None:
+        if not self.connections:  # it never reached the database
+            return
+        if isinstance(self.statement, Delete):
+            self._send(post_delete, self.instances, self.connections[0])
+        else:
+            post_bulk_update.send(
+                self.mapper.class_, statement=self.statement, pks=self.updated, session=self.session
             )
 
-    with _rolled_back_on_failure(session):
-        send(pre_delete)
-        result = state.invoke_statement()
-        send(post_delete)
-    return result
+    def _send(self, signal: Any, instances: list[Any], connection: Connection) -> None:
+        for instance in instances:
+            signal.send(
+                type(instance),
+                instance=instance,
+                using=connection.engine,
+                origin=self.statement,
+                session=self.session,
+            )
 
 
-def _update_with_signals(
-    state: ORMExecuteState, mapper: Mapper[Any], statement: Update
-) -> Result[Any]:
-    session, cls = state.session, mapper.class_
-    connection = _connection_after_autoflush(state)  # a deferred receiver waits for its commit
-    # A list of parameter sets naming the primary key is the by-primary-key form.
-    rows: list[dict[str, Any]] | None = (
-        state.parameters if isinstance(state.parameters, list) else None
-    )
-    pks = None
-    if rows is not None and all(_names_primary_key(mapper, row) for row in rows):
-        pks = [_key_from_parameters(mapper, row) for row in rows]
+# The bulk statement this thread or task is running, if any.
+_watched: ContextVar[_Watched | None] = ContextVar("sa_signals_bulk_statement", default=None)
 
-    with _rolled_back_on_failure(session):
-        pre_bulk_update.send(cls, statement=statement, pks=pks, session=session)
-        if rows is not None:
-            updated = _updated_by_each(state, connection, mapper, statement, rows, pks)
-        else:
-            updated = _matching(connection, mapper, statement, _single_parameters(state))
-        result = state.invoke_statement()
-        post_bulk_update.send(cls, statement=statement, pks=updated, session=session)
-    return result
+
+def _statement_reaches_its_connection(
+    connection: Connection, clause: Any, multiparams: Any, params: Any, options: Any
+) -> None:
+    watched = _watched.get()
+    if watched is None or not watched.is_this(clause) or connection in watched.connections:
+        return
+    # A by-primary-key UPDATE of joined inheritance writes each table of its
+    # rows: the same rows, read once per connection.
+    watched.connections.append(connection)
+    watched.send_before(connection)
+
+
+_listening_lock = threading.Lock()
+_listening = False
+
+
+def _listen_to_connections() -> None:
+    """Listen to the statements of every connection from the first bulk
+    statement a receiver hears on: until then, SQLAlchemy's fast path."""
+    global _listening
+    with _listening_lock:
+        if not _listening:
+            event.listen(Engine, "before_execute", _statement_reaches_its_connection)
+            _listening = True
 
 
 @contextmanager
@@ -156,14 +209,29 @@ def _rolled_back_on_failure(session: Session) -> Iterator[None]:
         raise
 
 
-def _connection_after_autoflush(state: ORMExecuteState) -> Any:
-    """The statement's connection, once the session has autoflushed as the
-    statement itself would (SQLAlchemy does it right after this event): the
-    SELECT must see the rows as the statement will."""
-    session = state.session
-    if state.execution_options.get("autoflush", True):
-        autoflush(session)
-    return session.connection(bind_arguments=state.bind_arguments)
+def _rows_about_to_go(
+    connection: Connection, mapper: Mapper[Any], statement: Delete, parameters: Any
+) -> list[Any]:
+    """The rows a DELETE is about to remove, as fresh detached instances of
+    their own classes: loaded by a session of sa-signals' own on the statement's
+    connection, which leaves the program's session as SQLAlchemy leaves it."""
+    # Every column (post_delete receivers read them after the row is gone), no
+    # eager joins (FOR UPDATE cannot lock the nullable side of an outer join).
+    query = _locking(
+        select(_target(statement, mapper)).options(undefer("*"), lazyload("*")),
+        statement,
+        connection.dialect.name,
+    )
+    if statement.whereclause is not None:
+        query = query.where(statement.whereclause)
+    # Joined to the statement's transaction as it is, a SAVEPOINT open or not:
+    # it reads, and it is never committed or rolled back.
+    reader = Session(bind=connection, autoflush=False, join_transaction_mode="rollback_only")
+    with reader:
+        with signals_disabled(reader):
+            instances = list(reader.scalars(query, _single(parameters)).all())
+        reader.expunge_all()
+    return instances
 
 
 def _target(statement: Update | Delete, mapper: Mapper[Any]) -> Any:
@@ -183,9 +251,8 @@ def _locking(query: Select[Any], statement: Update | Delete, dialect: str) -> Se
     return query.with_for_update()
 
 
-def _single_parameters(state: ORMExecuteState) -> dict[str, Any] | None:
-    """The statement's bound parameters, for a SELECT with the same WHERE."""
-    parameters = state.parameters
+def _single(parameters: Any) -> dict[str, Any] | None:
+    """The statement's one set of bound parameters, for a SELECT with its WHERE."""
     return parameters if isinstance(parameters, dict) else None
 
 
@@ -198,7 +265,7 @@ def _primary_key_columns(statement: Update | Delete, mapper: Mapper[Any]) -> lis
 
 
 def _matching(
-    connection: Any, mapper: Mapper[Any], statement: Update, parameters: dict[str, Any] | None
+    connection: Connection, mapper: Mapper[Any], statement: Update, parameters: Any
 ) -> list[Any]:
     """Keys of the rows the UPDATE is about to match, locked where the database can."""
     query = _locking(
@@ -206,12 +273,11 @@ def _matching(
     )
     if statement.whereclause is not None:
         query = query.where(statement.whereclause)
-    return [_key(mapper, row) for row in connection.execute(query, parameters)]
+    return [_key(mapper, row) for row in connection.execute(query, _single(parameters))]
 
 
 def _updated_by_each(
-    state: ORMExecuteState,
-    connection: Any,
+    connection: Connection,
     mapper: Mapper[Any],
     statement: Update,
     rows: list[dict[str, Any]],
@@ -239,13 +305,24 @@ def _updated_by_each(
     return updated
 
 
-def _existing(connection: Any, mapper: Mapper[Any], statement: Update, pks: list[Any]) -> list[Any]:
+def _existing(
+    connection: Connection, mapper: Mapper[Any], statement: Update, pks: list[Any]
+) -> list[Any]:
     """The given keys whose rows exist: those an UPDATE by primary key updates."""
     columns = _primary_key_columns(statement, mapper)
     query = marked(select(*columns)).where(
         *(column == bindparam(f"_sa_signals_pk_{i}") for i, column in enumerate(columns))
     )
     return [pk for pk in pks if connection.execute(query, dict(_pk_parameters(pk))).first()]
+
+
+def _keys_in_parameters(mapper: Mapper[Any], rows: list[dict[str, Any]] | None) -> list[Any] | None:
+    """The keys of the by-primary-key form, a list of parameter sets each
+    naming the primary key; ``None`` for any other form."""
+    names = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
+    if rows is None or not all(name in row for row in rows for name in names):
+        return None
+    return [_key_from_parameters(mapper, row) for row in rows]
 
 
 def _pk_parameters(key: Any) -> Iterator[tuple[str, Any]]:
@@ -257,10 +334,6 @@ def _key(mapper: Mapper[Any], row: Any) -> Any:
     """A primary key as Django's ``pk``: the value itself, or a tuple when composite."""
     values = tuple(row)
     return values[0] if len(mapper.primary_key) == 1 else values
-
-
-def _names_primary_key(mapper: Mapper[Any], row: dict[str, Any]) -> bool:
-    return all(mapper.get_property_by_column(column).key in row for column in mapper.primary_key)
 
 
 def _key_from_parameters(mapper: Mapper[Any], row: dict[str, Any]) -> Any:

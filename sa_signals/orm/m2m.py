@@ -145,6 +145,8 @@ def _listen_for_origins(relationship: RelationshipProperty[Any]) -> None:
     key = relationship.key
 
     def note(target: InstanceState[Any], value: Any, initiator: Any) -> None:
+        if value is None:  # SQLAlchemy keeps a None in a collection, and writes no row
+            return
         made_here = initiator is None or initiator.impl is own_impl
         origins = target.info.setdefault(_ORIGINS, {}).setdefault(key, {})
         origins[instance_state(value)] = made_here
@@ -218,19 +220,19 @@ class CollectionChanges:
                         found = True
                         announced.update((direction, instance_state(item)) for item in fresh)
                         self.changes.append(change)
-                        self._send(change, "pre", known_keys_only=True)
+                        self._send(change, "pre")
         return found
 
     def send_post(self) -> None:
         for state in self._examined:  # the flush reset their history
             state.info.pop(_ORIGINS, None)
         for change in self.changes:
-            self._send(change, "post", known_keys_only=False)
+            self._send(change, "post")
 
-    def _send(self, change: _Change, moment: str, known_keys_only: bool) -> None:
+    def _send(self, change: _Change, moment: str) -> None:
         pk_set = None
         if change.action != "clear":
-            pk_set = set(_keys(change.related, known_keys_only))
+            pk_set = set(_keys(change.related))
         m2m_changed.send(
             change.side.table,
             instance=change.instance,
@@ -255,7 +257,15 @@ def _changes_of(state: InstanceState[Any], side: _Side) -> list[_Change]:
     origins = state.info.get(_ORIGINS, {}).get(key, {})
 
     def made_here(objects: Iterable[Any]) -> list[Any]:
-        return [o for o in objects if origins.get(instance_state(o), True)]
+        # Leaving out what SQLAlchemy writes no association row for: a None, and
+        # an object outside the session that no cascade brings in (it warns).
+        return [
+            o
+            for o in objects
+            if o is not None
+            and not instance_state(o).transient
+            and origins.get(instance_state(o), True)
+        ]
 
     added, removed = made_here(history.added), made_here(history.deleted)
     instance = state.obj()
@@ -268,13 +278,10 @@ def _changes_of(state: InstanceState[Any], side: _Side) -> list[_Change]:
     return changes
 
 
-def _keys(objects: Iterable[Any], known_only: bool) -> Iterable[Any]:
+def _keys(objects: Iterable[Any]) -> Iterable[Any]:
     """Primary keys as Django's ``pk``: the value, or a tuple when composite. An
-    object first written by this flush has no key before it."""
+    object first written by this flush has none before it (``pre_add``)."""
     for instance in objects:
         identity = instance_state(instance).identity
-        if identity is None:
-            if known_only:
-                continue
-            raise RuntimeError(f"{instance!r} has no primary key after the flush")
-        yield identity[0] if len(identity) == 1 else tuple(identity)
+        if identity is not None:
+            yield identity[0] if len(identity) == 1 else tuple(identity)

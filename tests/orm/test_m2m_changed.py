@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import FlushError
 
 from sa_signals import m2m_changed
 from tests.conftest import Recorder
@@ -372,3 +374,37 @@ def test_a_deferred_receiver_hears_post_add_after_the_commit(
 def test_the_sender_must_be_an_association_table() -> None:
     with pytest.raises(TypeError, match="association Table"):
         m2m_changed.connect(lambda **kwargs: None, sender=Order, weak=False)
+
+
+# -- what SQLAlchemy writes no association row for ---------------------------------------
+
+
+def test_a_none_appended_is_left_to_sqlalchemy_which_refuses_it_at_the_flush(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    order, *_ = order_and_tags
+    changed = listen(m2m_changed, sender=order_tag)
+
+    order.tags.append(None)  # type: ignore[arg-type]  # as SQLAlchemy lets it
+
+    assert order.tags == [None]
+    with pytest.raises(FlushError, match="Can't flush None value found in collection"):
+        session.flush()
+    session.rollback()
+    assert changed.calls == []
+
+
+def test_an_element_no_cascade_brings_into_the_session_is_not_announced(
+    session: Session, listen: Listen, order_and_tags: Any
+) -> None:
+    order, gift, *_ = order_and_tags
+    changed = listen(m2m_changed, sender=order_tag)
+    stray = Tag(name="stray")
+    order.tags.extend([gift, stray])
+    session.expunge(stray)  # SQLAlchemy writes no row for it, and warns
+
+    with pytest.warns(SAWarning, match="not in session"):
+        session.flush()
+
+    assert actions(changed) == [("pre_add", order, {gift.id}), ("post_add", order, {gift.id})]
+    assert [call["objects"] for call in changed.calls] == [[gift], [gift]]
