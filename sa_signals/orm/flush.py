@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction, UOWTransaction
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals.orm.columns import fetch_columns, load_unloaded_columns, session_connection
 from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
@@ -451,9 +451,10 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
 
 
 def _load_generated_values(flush: _Flush) -> None:
-    """Values the database generated for the UPDATEs (a SQL ``onupdate``), which
-    SQLAlchemy expired: fetch them now, one query per class, before any receiver
-    runs and could change the instances."""
+    """Values the database computed for the UPDATEs (a SQL expression assigned,
+    a SQL ``onupdate``), which SQLAlchemy expired: fetched now for ``changes``,
+    one query per class, before any receiver runs and could change the rows.
+    The instances are left expired, as SQLAlchemy leaves them."""
     expired = {
         instance_state(saved.instance): set(saved.old_values) - set(saved.new_values)
         for saved in flush.written.values()
@@ -463,8 +464,6 @@ def _load_generated_values(flush: _Flush) -> None:
         saved = flush.written[state]
         assert isinstance(saved, _Saved)
         saved.new_values.update(values)
-        for key, value in values.items():  # as loading them on access would have
-            set_committed_value(saved.instance, key, value)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -374,6 +374,25 @@ def test_values_the_database_generates_are_fetched_in_one_query_per_class(
     selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
     assert len(selects) <= 1  # edited_at, set by the database, is read back once
     assert all(call["changes"]["edited_at"][1] is not None for call in saved.calls)
+
+
+def test_what_the_database_computed_stays_expired_as_sqlalchemy_leaves_it(
+    session: Session, listen: Listen, statements: list[str]
+) -> None:
+    order = Order(reference="A-1", total=Decimal("1.00"))
+    session.add(order)
+    session.commit()
+    assert order.total == Decimal("1.00")  # loaded: the old value is known
+    saved = listen(post_save, sender=Order)
+
+    order.total = Order.total + 1  # a SQL expression: the database computes it
+    session.flush()
+
+    assert saved.calls[0]["changes"]["total"] == (Decimal("1.00"), Decimal("2.00"))
+    assert "total" in inspect(order).expired_attributes  # as without receivers
+    statements.clear()
+    assert order.total == Decimal("2.00")
+    assert len(statements) == 1  # SQLAlchemy's own load, on access
 
 
 def test_reassigning_the_same_related_object_after_a_commit_sends_nothing(
