@@ -46,11 +46,16 @@ from sqlalchemy import inspect as inspect_instance
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstanceState, Session, SessionTransaction
-from sqlalchemy.orm.attributes import set_committed_value
 
 from sa_signals._await import run_to_completion
 from sa_signals.dispatch import describe
-from sa_signals.orm.columns import load_unloaded_columns, session_connection
+from sa_signals.orm.columns import (
+    column_key_set,
+    fetch_unloaded_columns,
+    lent_values,
+    session_connection,
+    values_lent,
+)
 from sa_signals.switches import AnySession, sync_session_of
 
 __all__ = ["Callback", "capturing", "defer", "on_commit", "run"]
@@ -68,6 +73,8 @@ class Callback:
     robust: bool
     name: str
     instance: Any = None  # a deferred receiver's instance, whose values it will read
+    # values of the instance it lacked when deferred: fetched, or lent (values_lent)
+    values: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"  # then "ran" or "dropped"
 
     def run(self) -> None:
@@ -155,15 +162,19 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         )
     kwargs = dict(kwargs)
     instance = kwargs.get("instance")
+    values: dict[str, Any] = {}
     if instance is not None:
         state = inspect_instance(instance)
-        if state.persistent:  # a server-generated value not fetched yet: fetch it now
-            load_unloaded_columns(session_connection(session), [state])
+        values = lent_values(state)  # a deleted row's, lent to its post_delete receivers
+        if state.persistent:  # a value the database generated, not fetched: fetch it now
+            connection_for = session_connection(session)
+            values.update(fetch_unloaded_columns(connection_for, [state]).get(state, {}))
     callback = Callback(
         functools.partial(receiver, **kwargs),
         robust=True,
         name=describe(receiver),
         instance=instance,
+        values=values,
     )
     _register(session, callback)
 
@@ -255,7 +266,7 @@ def _end_of_transaction(session: Session, transaction: SessionTransaction) -> No
 def run(callbacks: list[Callback], snapshots: dict[InstanceState[Any], dict[str, Any]]) -> None:
     """Run the callbacks in order. The first exception of a callback that is not
     robust propagates, and the ones after it are dropped, as in Django."""
-    with _values_restored(snapshots):
+    with values_lent(snapshots):
         for position, callback in enumerate(callbacks):
             if callback.status != "pending":
                 continue
@@ -268,42 +279,23 @@ def run(callbacks: list[Callback], snapshots: dict[InstanceState[Any], dict[str,
 
 
 def _snapshot(callbacks: list[Callback]) -> dict[InstanceState[Any], dict[str, Any]]:
-    snapshots = {}
+    """What the deferred receivers' instances hold as the commit is about to
+    expire them: their columns as they are (a JSON dict, a set), their loaded
+    collections as lists, and what was fetched or lent when each was deferred."""
+    snapshots: dict[InstanceState[Any], dict[str, Any]] = {}
     for callback in callbacks:
         if callback.instance is None:
             continue
         state = inspect_instance(callback.instance)
-        if state not in snapshots:
-            keys = set(state.mapper.attrs.keys())
-            snapshots[state] = {
-                key: list(value) if isinstance(value, list | set) else value
-                for key, value in state.dict.items()
-                if key in keys and not isinstance(value, dict)  # keyed collections: not kept
-            }
+        snapshot = snapshots.setdefault(state, {})
+        snapshot.update({k: v for k, v in callback.values.items() if k not in snapshot})
+        columns = column_key_set(state.mapper)
+        for relationship in state.mapper.relationships:
+            value = state.dict.get(relationship.key)
+            if isinstance(value, list | set):  # keyed (dict) collections are not kept
+                snapshot[relationship.key] = list(value)
+        snapshot.update({key: value for key, value in state.dict.items() if key in columns})
     return snapshots
-
-
-@contextmanager
-def _values_restored(snapshots: dict[InstanceState[Any], dict[str, Any]]) -> Iterator[None]:
-    """Put back what the commit expired, as committed values, for the duration;
-    then expire it again, leaving the instance as SQLAlchemy would have."""
-    restored: dict[InstanceState[Any], list[str]] = {}
-    for state, values in snapshots.items():
-        instance = state.obj()
-        if instance is None:
-            continue
-        missing = [key for key in values if key not in state.dict]
-        for key in missing:
-            set_committed_value(instance, key, values[key])
-        restored[state] = missing
-    try:
-        yield
-    finally:
-        for state, keys in restored.items():
-            instance, session = state.obj(), state.session
-            untouched = [key for key in keys if key not in state.committed_state]
-            if instance is not None and session is not None and untouched and state.persistent:
-                session.expire(instance, untouched)
 
 
 # -- sessions joined to an outer connection-level transaction --------------------------------

@@ -13,22 +13,26 @@ from __future__ import annotations
 import functools
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, Select, select, tuple_
 from sqlalchemy.orm import InstanceState, Mapper, Session
-from sqlalchemy.orm.attributes import set_committed_value
+
+from sa_signals.orm.internals import lend_values
 
 __all__ = [
     "SELECT_OPTION",
     "column_key_set",
     "column_keys",
     "fetch_columns",
-    "load_unloaded_columns",
+    "fetch_unloaded_columns",
+    "lent_values",
     "marked",
     "per_mapper",
     "session_connection",
+    "values_lent",
 ]
 
 _CHUNK = 500  # identities per SELECT, well under every backend's parameter limit
@@ -139,16 +143,44 @@ def _fetch_chunk(
     return fetched
 
 
-def load_unloaded_columns(
+def fetch_unloaded_columns(
     connection_for: ConnectionFor, states: Iterable[InstanceState[Any]]
-) -> None:
-    """Load the column attributes persistent instances lack, as if loaded all along."""
+) -> dict[InstanceState[Any], dict[str, Any]]:
+    """The values of the column attributes persistent instances lack, fetched
+    beside them: the instances stay as SQLAlchemy keeps them (see ``values_lent``)."""
     wanted = {
         state: [key for key in column_keys(state.mapper) if key not in state.dict]
         for state in states
     }
-    for state, values in fetch_columns(connection_for, wanted).items():
-        instance = state.obj()
-        if instance is not None:
-            for key, value in values.items():
-                set_committed_value(instance, key, value)
+    return fetch_columns(connection_for, wanted)
+
+
+# Values lent to instances now, for their receivers (see values_lent).
+_lent: weakref.WeakKeyDictionary[InstanceState[Any], dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def values_lent(values: Mapping[InstanceState[Any], Mapping[str, Any]]) -> Iterator[None]:
+    """Put ``values`` into their instances, as loaded, while receivers read them;
+    then take back those nothing changed meanwhile, leaving each instance as
+    SQLAlchemy left it (expired, unloaded). A receiver reads them with no SQL,
+    even once the row is gone (``post_delete``) or the commit has expired them
+    (deferred receivers)."""
+    taken_back = []
+    for state, state_values in values.items():
+        if state.obj() is None:
+            continue
+        missing = {key: value for key, value in state_values.items() if key not in state.dict}
+        taken_back.append((state, lend_values(state, missing)))
+        _lent[state] = missing
+    try:
+        yield
+    finally:
+        for state, take_back in taken_back:
+            _lent.pop(state, None)
+            take_back()
+
+
+def lent_values(state: InstanceState[Any]) -> dict[str, Any]:
+    """The values ``values_lent`` has put into ``state``'s instance, now."""
+    return dict(_lent.get(state, {}))

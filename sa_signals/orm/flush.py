@@ -37,7 +37,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 
-from sa_signals.orm.columns import fetch_columns, load_unloaded_columns, session_connection
+from sa_signals.orm.columns import (
+    fetch_columns,
+    fetch_unloaded_columns,
+    session_connection,
+    values_lent,
+)
 from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
 from sa_signals.orm.hooks import MapperHooks
 from sa_signals.orm.m2m import CollectionChanges
@@ -110,6 +115,8 @@ class _Flush:
     old_values: OldValues = field(default_factory=OldValues)
     # what was written, in the order it was written; keyed so recording is idempotent
     written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
+    # the columns deleted instances lacked, for post_delete receivers (values_lent)
+    deleted_values: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     using: _Binds = field(init=False)
     collections: CollectionChanges = field(init=False)
     failure: Exception | None = None
@@ -207,10 +214,13 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
             "is a receiver modifying a different object every time?"
         )
     # post_delete receivers read every column; once the row is gone, an expired
-    # one could never be loaded again.
-    load_unloaded_columns(
-        session_connection(session),
-        [state for state in flush.announced_deletes if post_delete.is_listened_for(state.class_)],
+    # one could never be loaded again. Fetched beside the instance, lent to it
+    # while they run: SQLAlchemy's flush sees the instance as it left it.
+    flush.deleted_values.update(
+        fetch_unloaded_columns(
+            session_connection(session),
+            [s for s in flush.announced_deletes if post_delete.is_listened_for(s.class_)],
+        )
     )
 
 
@@ -326,7 +336,9 @@ def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceS
         # Found by the flush itself (a cascade from a delete-orphan's own children).
         _send_pre_delete(flush, state, origin=state.obj())
         if post_delete.is_listened_for(state.class_):
-            load_unloaded_columns(_connection_for(connection), [state])
+            flush.deleted_values.update(
+                fetch_unloaded_columns(_connection_for(connection), [state])
+            )
 
 
 def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
@@ -439,7 +451,7 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
     flush.dispatching = True
     try:
         _load_generated_values(flush)
-        with _receivers_may_flush(session):
+        with _receivers_may_flush(session), values_lent(flush.deleted_values):
             for written in flush.written.values():
                 if isinstance(written, _Saved):
                     _send_post_save(flush, written)

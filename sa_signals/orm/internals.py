@@ -4,13 +4,21 @@ public API only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Delete, Update
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.mapper import _all_registries
 
-__all__ = ["autoflush", "existing_mappers", "resolved_statement", "runs_as_orm"]
+__all__ = [
+    "autoflush",
+    "existing_mappers",
+    "lend_values",
+    "resolved_statement",
+    "runs_as_orm",
+]
 
 
 def existing_mappers() -> list[Mapper[Any]]:
@@ -40,3 +48,32 @@ def runs_as_orm(statement: Update | Delete) -> bool:
     the public ``update_delete_options`` would say it too, but not for a
     ``lambda_stmt()``."""
     return "parententity" in statement.table._annotations
+
+
+def lend_values(state: InstanceState[Any], values: Mapping[str, Any]) -> Callable[[], None]:
+    """Put column ``values`` into the instance of ``state`` as if loaded, and
+    return what takes them back, leaving the state exactly as it was: unloaded
+    or expired again, ``state.expired`` as before, the loaders it had, and no
+    ``expire`` event (``Session.expire()`` would fire one, and would count as
+    an expiry of the program's). SQLAlchemy has no public way to lend values:
+    this restores the private bookkeeping ``set_committed_value()`` changes.
+    A value something changed meanwhile is left where it is."""
+    keys = [key for key in values if key not in state.dict]
+    fully_expired = state.expired
+    were_expired = state.expired_attributes.intersection(keys)
+    loaders = {key: state.callables[key] for key in keys if key in state.callables}
+    instance = state.obj()
+    for key in keys:
+        set_committed_value(instance, key, values[key])
+    lent = {key: state.dict[key] for key in keys}
+
+    def take_back() -> None:
+        for key, value in lent.items():
+            if state.dict.get(key) is value and key not in state.committed_state:
+                del state.dict[key]
+        state.expired_attributes.update(were_expired)
+        if loaders:  # a state with none keeps SQLAlchemy's shared, immutable empty dict
+            state.callables.update(loaders)
+        state.expired = fully_expired
+
+    return take_back

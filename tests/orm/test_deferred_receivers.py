@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from sa_signals import Signal, post_delete, post_save, receiver
 from tests.conftest import Recorder
-from tests.models import Order, OrderLine
+from tests.models import Invoice, Order, OrderLine, Submission
 
 Listen = Callable[..., Recorder]
 
@@ -140,3 +142,38 @@ def test_deferred_receivers_are_robust(
 def test_a_signal_without_a_session_refuses_on_commit() -> None:
     with pytest.raises(TypeError, match="no commit to wait for"):
         Signal().connect(lambda **kwargs: None, on_commit=True, weak=False)
+
+
+def test_after_the_commit_the_instance_is_as_sqlalchemy_leaves_it(
+    session: Session, listen: Listen
+) -> None:
+    submission = Submission(form={"answers": {"size": 1}})
+    session.add(submission)
+    session.commit()
+    read: list[tuple[Any, bool]] = []
+    deferred = listen(post_save, sender=Submission, on_commit=True)
+    deferred.side_effect = lambda instance, **_: read.append(
+        (instance.form, session.in_transaction())
+    )
+
+    submission.form = {"answers": {"size": 2}}
+    session.commit()
+
+    # A JSON dict read with no SQL and no new transaction...
+    assert read == [({"answers": {"size": 2}}, False)]
+    # ...and the instance fully expired afterwards, as commit() leaves it.
+    assert inspect(submission).expired
+
+
+def test_a_set_valued_column_reads_back_as_the_set_it_is(session: Session, listen: Listen) -> None:
+    invoice = Invoice(number="F-1", amount=Decimal(1), due=date(2026, 1, 1), notes={"a"})
+    session.add(invoice)
+    session.commit()
+    seen: list[Any] = []
+    deferred = listen(post_save, sender=Invoice, on_commit=True)
+    deferred.side_effect = lambda instance, **_: seen.append(instance.notes)
+
+    invoice.notes = {"b", "c"}
+    session.commit()
+
+    assert seen == [{"b", "c"}]

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from sa_signals import post_delete, post_save, pre_delete, pre_save
 from sa_signals.testing import capture
 from tests.conftest import Recorder
-from tests.models import Order, OrderLine, Parcel, Shipment
+from tests.models import Order, OrderLine, Parcel, Shipment, Ticket
 
 Listen = Callable[..., Recorder]
 
@@ -187,3 +187,32 @@ def test_an_orphan_that_left_the_session_is_left_alone(
 
     with Session(engine) as other:
         assert len(other.scalars(select(Parcel)).all()) == 2
+
+
+def test_post_delete_reads_columns_expired_before_which_stay_expired_after(
+    session: Session, listen: Listen
+) -> None:
+    ticket = Ticket(title="printer on fire")
+    session.add(ticket)
+    session.commit()
+    session.refresh(ticket)
+    session.expire(ticket, ["title"])  # SQLAlchemy's flush of the DELETE does not load it
+    seen: list[str] = []
+    listen(post_delete, sender=Ticket).side_effect = lambda instance, **_: seen.append(
+        instance.title
+    )
+    expired: list[Any] = []
+
+    def record(target: Any, attrs: Any) -> None:
+        expired.append(attrs)
+
+    event.listen(Ticket, "expire", record)
+    try:
+        session.delete(ticket)
+        session.flush()
+    finally:
+        event.remove(Ticket, "expire", record)
+
+    assert seen == ["printer on fire"]  # read once the row is gone
+    assert "title" in inspect(ticket).expired_attributes  # as SQLAlchemy leaves it
+    assert expired == []  # and no expiry of sa-signals' own to be seen
