@@ -71,8 +71,15 @@ def per_mapper(compute: Callable[[Mapper[Any]], T]) -> Callable[[Mapper[Any]], T
 
 @per_mapper
 def column_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
-    """Attribute names of the mapper's table columns (not SQL expressions)."""
-    return tuple(prop.key for prop in mapper.column_attrs if isinstance(prop.columns[0], Column))
+    """Attribute names of the columns of the tables the mapper writes (not SQL
+    expressions, nor columns of another selectable, such as a polymorphic one)."""
+    written = mapper.persist_selectable
+    return tuple(
+        prop.key
+        for prop in mapper.column_attrs
+        if isinstance(prop.columns[0], Column)
+        and written.corresponding_column(prop.columns[0]) is not None
+    )
 
 
 @per_mapper

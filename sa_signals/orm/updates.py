@@ -6,18 +6,17 @@ adds ``onupdate`` defaults and the version counter. ``update_fields`` and
 ``changes`` must say the same thing, so this module predicts it before the flush
 (for ``pre_save``) and records it right before the UPDATE (for ``post_save``).
 
-Old values SQLAlchemy does not hold are fetched, one query per class:
+Old values SQLAlchemy does not hold are fetched for ``changes``, one query per
+class, and only read: never written back into the instance, which would change
+what SQLAlchemy compares and writes.
 
 * a column assigned while expired (the normal case after ``commit()``) has no
-  old value in its history, and SQLAlchemy writes it even when unchanged. Its
-  fetched value is recorded as the committed one, so that history, the UPDATE
-  and the signals all agree, and a same-value assignment writes nothing;
+  old value in its history, and SQLAlchemy writes it even when unchanged (it
+  cannot compare): the write is announced, with the fetched old value;
 * a column whose old value is unknown for another reason (``flag_modified()``,
-  or a deferred column assigned without being loaded) is fetched for ``changes``
-  only: SQLAlchemy writes it regardless, which ``flag_modified()`` exists for;
-* the foreign key behind a many-to-one that was reassigned, when it is not
-  loaded, so that assigning the same related object again is seen as no change;
-* a generated column (``onupdate``, version) not loaded, for ``changes``.
+  or a deferred column assigned without being loaded);
+* the foreign key behind a many-to-one that was reassigned, when it is not loaded;
+* a generated column (``onupdate``, version) not loaded.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Column, inspect
 from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, RelationshipProperty
-from sqlalchemy.orm.attributes import History, set_committed_value
+from sqlalchemy.orm.attributes import History
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.orm.interfaces import MANYTOONE
@@ -250,19 +249,12 @@ class OldValues:
                 known = self.for_changes.get(state, {})
                 unloaded = {key for key in columns_to_write(state) if key not in state.dict}
                 to_show[state] = ((unknown - to_record[state]) | unloaded) - set(known)
-        wanted = {
-            state: to_record[state] | to_load[state] | to_show.get(state, set())
+        wanted = {  # each value once per flush, however many rounds ask
+            state: (to_record[state] | to_load[state] | to_show.get(state, set()))
+            - set(self.for_changes.get(state, ()))
             for state in to_record
         }
         for state, values in fetch_columns(connection_for, wanted).items():
-            instance = state.obj()
-            for key, value in values.items():
-                if key in to_record[state]:
-                    # committed_state holds the value before the pending change;
-                    # SQLAlchemy's history and its UPDATE compare against it. No
-                    # public API sets it and keeps the pending value.
-                    state.committed_state[key] = value
-                elif key in to_load[state]:
-                    set_committed_value(instance, key, value)
-                else:
-                    self.for_changes.setdefault(state, {})[key] = value
+            # Read, never written back: SQLAlchemy alone decides what the UPDATE
+            # writes, and compares against what it holds itself.
+            self.for_changes.setdefault(state, {}).update(values)

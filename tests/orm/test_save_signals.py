@@ -199,7 +199,7 @@ def test_changes_carry_the_real_old_value_of_an_expired_attribute(session: Sessi
     assert saved[0]["changes"] == {"status": ("new", "shipped")}
 
 
-def test_assigning_the_same_value_sends_nothing_and_writes_nothing(
+def test_assigning_a_loaded_attribute_its_value_sends_nothing_and_writes_nothing(
     session: Session, statements: list[str]
 ) -> None:
     order = Order(reference="A-1")
@@ -207,14 +207,31 @@ def test_assigning_the_same_value_sends_nothing_and_writes_nothing(
     session.commit()
 
     with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
-        assert order.status == "new"  # loaded
+        assert order.status == "new"  # loaded: SQLAlchemy sees no change
         order.status = "new"
-        session.commit()
-        order.reference = "A-1"  # expired this time: the old value is fetched to compare
         session.commit()
 
     assert before == after == []
     assert not [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
+
+
+def test_an_expired_attribute_assigned_its_value_is_written_so_it_is_reported(
+    session: Session, statements: list[str]
+) -> None:
+    # SQLAlchemy cannot compare with a value it does not hold, and writes it: a
+    # version counter is bumped, an onupdate runs. Signals mirror the SQL.
+    order = Order(reference="A-1")
+    session.add(order)
+    session.commit()  # expired
+
+    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+        order.reference = "A-1"
+        session.commit()
+
+    assert [call["update_fields"] for call in before] == [frozenset({"reference"})]
+    (call,) = after
+    assert call["changes"] == {"reference": ("A-1", "A-1")}  # the real old value, fetched
+    assert [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
 
 
 def test_a_change_to_a_collection_alone_sends_nothing_for_the_parent(session: Session) -> None:
@@ -395,19 +412,22 @@ def test_what_the_database_computed_stays_expired_as_sqlalchemy_leaves_it(
     assert len(statements) == 1  # SQLAlchemy's own load, on access
 
 
-def test_reassigning_the_same_related_object_after_a_commit_sends_nothing(
-    session: Session,
+def test_reassigning_the_same_related_object_after_a_commit_is_written_and_reported(
+    session: Session, statements: list[str]
 ) -> None:
     customer = Customer(name="Ada")
     order = Order(reference="A-1", customer=customer)
     session.add(order)
-    session.commit()  # everything expired
+    session.commit()  # everything expired: SQLAlchemy writes the foreign key again
 
-    with capture(pre_save, sender=Order) as before, capture(post_save, sender=Order) as after:
+    with capture(post_save, sender=Order) as after:
         order.customer = customer
         session.commit()
 
-    assert before == after == []
+    (call,) = after
+    assert call["update_fields"] == frozenset({"customer_id"})
+    assert call["changes"] == {"customer_id": (customer.id, customer.id)}
+    assert [sql for sql in statements if sql.startswith("UPDATE orders")]
 
 
 def test_flag_modified_still_forces_an_update_which_is_reported(session: Session) -> None:
