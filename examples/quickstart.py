@@ -103,8 +103,8 @@ def main() -> None:
         post.title = "Signals on plain SQLAlchemy"  # the real old value is fetched
         session.commit()
 
-        print("assign the same value again: no UPDATE, no signal")
-        post.title = "Signals on plain SQLAlchemy"
+        print("assign a loaded attribute its own value: no UPDATE, no signal")
+        post.title = post.title  # read first: SQLAlchemy compares, and writes nothing
         session.commit()
 
         print("create another post, flush, then roll back:")

@@ -74,7 +74,12 @@ class ModelSignal(Signal):
         defer(receiver, kwargs)
 
     def _check_sender(self, sender: Any, receiver: Receiver) -> None:
-        if not isinstance(inspect(sender, raiseerr=False), Mapper):
+        if isinstance(sender, Mapper):  # signals are sent by type(instance): never a Mapper
+            raise TypeError(
+                f"Cannot connect {describe(receiver)} for sender {sender!r}: connect for "
+                f"the mapped class itself, sender={sender.class_.__name__}."
+            )
+        if not isinstance(sender, type) or not isinstance(inspect(sender, raiseerr=False), Mapper):
             raise TypeError(
                 f"Cannot connect {describe(receiver)} for sender {sender!r}: model signals "
                 "are sent by mapped classes, and it is not one (an abstract base class? "

@@ -34,7 +34,13 @@ def sync_session_of(session: AnySession) -> Session:
     """The ``Session`` whose events carry the work: a scoped session's current one
     (Flask-SQLAlchemy's ``db.session``), an ``AsyncSession``'s ``sync_session``."""
     current = session() if isinstance(session, scoped_session | async_scoped_session) else session
-    return current.sync_session if isinstance(current, AsyncSession) else current
+    current = current.sync_session if isinstance(current, AsyncSession) else current
+    if not isinstance(current, Session):
+        raise TypeError(
+            f"Expected a Session, a scoped_session, an AsyncSession or an "
+            f"async_scoped_session, not {session!r}."
+        )
+    return current
 
 
 @contextmanager

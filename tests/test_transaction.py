@@ -158,6 +158,14 @@ def test_something_not_callable_is_refused(session: Session) -> None:
         on_commit("send e-mail", session)  # type: ignore[arg-type]
 
 
+def test_something_that_is_not_a_session_is_refused_naming_it(engine: Engine) -> None:
+    # A callback queued on a Connection, or on nothing, would never run.
+    with engine.connect() as connection, pytest.raises(TypeError, match="not <sqlalchemy"):
+        on_commit(lambda: None, connection)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Expected a Session.*not None"):
+        on_commit(lambda: None, None)  # type: ignore[arg-type]
+
+
 def test_an_async_session_awaits_async_callbacks_on_its_loop(
     engine: Engine, database: Database
 ) -> None:

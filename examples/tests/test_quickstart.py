@@ -46,7 +46,7 @@ def test_the_quickstart_prints_each_signal_and_leaves_the_demo_data(
     ]:
         assert expected in tour
     assert "never printed" not in tour
-    assert "assign the same value again: no UPDATE, no signal\ncreate another post" in tour
+    assert "assign a loaded attribute its own value: no UPDATE, no signal\ncreate another" in tour
 
     again = run_quickstart(demo_database)
 

@@ -336,6 +336,14 @@ def test_connecting_for_a_class_that_is_not_mapped_fails_at_once() -> None:
         post_save.connect(receiver, sender=NotMapped)
 
 
+def test_connecting_for_a_mapper_rather_than_its_class_fails_at_once() -> None:
+    # Signals are sent by the instance's class: a receiver for the Mapper would never run.
+    def receiver(**kwargs: Any) -> None: ...
+
+    with pytest.raises(TypeError, match="connect for the mapped class itself, sender=Order"):
+        post_save.connect(receiver, sender=inspect(Order))
+
+
 def test_model_signals_are_model_signals() -> None:
     assert isinstance(post_save, ModelSignal)
 
