@@ -9,7 +9,7 @@
   ``TestCase.captureOnCommitCallbacks``: test fixtures keep the session inside an
   outer transaction that never commits, so on-commit work never runs by itself.
 
-The pytest plugin (``sa_signals.pytest_plugin``) offers them as fixtures.
+The pytest plugin (``sa_signals_pytest``, loaded by pytest by itself) offers them as fixtures.
 """
 
 from __future__ import annotations

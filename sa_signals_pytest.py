@@ -10,8 +10,10 @@ Each fixture undoes what the test left in place, even when it fails:
   itself (as pytest-django's ``django_capture_on_commit_callbacks``).
 
 pytest loads this plugin in every project where sa-signals is installed, so it
-imports ``sa_signals`` only when a fixture is used: a test run that never
-imports it gets no listeners installed behind its back.
+lives beside the ``sa_signals`` package rather than in it (importing a module of
+a package runs the package's ``__init__``, which installs the listeners), and
+imports ``sa_signals`` only when a fixture is used: a test run that never uses
+one gets no listener installed behind its back, and no SQLAlchemy imported.
 """
 
 from __future__ import annotations
