@@ -43,11 +43,25 @@ class MapperHooks:
         self._lock = threading.Lock()
         self._on_mappers: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
         self._on_every_mapper = False
+        self._classes: weakref.WeakSet[type] = weakref.WeakSet()  # senders listened to
+        self._hooked = False
         for signal in signals:
             signal.receiver_connected.connect(self._receiver_connected, weak=False)
 
     def _receiver_connected(self, _signal: Signal, *, sender: Any, **_: Any) -> None:
+        if sender is not None:
+            with self._lock:
+                self._classes.add(sender)
+                if not self._hooked:
+                    # A class mapped again (registry.dispose(), clear_mappers())
+                    # gets a new mapper: listen on it too.
+                    event.listen(Mapper, "after_mapper_constructed", self._mapper_constructed)
+                    self._hooked = True
         self.install(None if sender is None else inspect(sender))
+
+    def _mapper_constructed(self, mapper: Mapper[Any], cls: type) -> None:
+        if cls in self._classes:
+            self.install(mapper)
 
     def install(self, mapper: Mapper[Any] | None) -> None:
         """Listen on ``mapper``, or on every mapper (present and future) for ``None``."""

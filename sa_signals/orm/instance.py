@@ -51,36 +51,44 @@ MapperHooks({"load": _send_post_init_on_load}, signals=[post_init], restore_load
 
 
 class _Constructors:
-    """Wraps the constructors of the classes ``post_init`` receivers listen to."""
+    """Wraps the constructors of the classes ``post_init`` receivers listen to.
+
+    A mapper's instrumented ``__init__`` is wrapped; a class mapped again (after
+    ``registry.dispose()`` or ``clear_mappers()``, which restore its plain
+    constructor) gets a new mapper, whose constructor is wrapped in turn."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._wrapped: weakref.WeakSet[type] = weakref.WeakSet()
+        self._wrapped: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
+        self._classes: weakref.WeakSet[type] = weakref.WeakSet()  # senders listened to
         self._everywhere = False
+        self._hooked = False
         post_init.receiver_connected.connect(self._receiver_connected, weak=False)
 
     def _receiver_connected(self, _signal: Any, *, sender: Any, **_: Any) -> None:
-        if sender is not None:
-            self.wrap(inspect(sender))
-            return
         with self._lock:
-            if self._everywhere:
+            if not self._hooked:  # mappers made later, before any of their instances
+                event.listen(Mapper, "after_mapper_constructed", self._mapper_constructed)
+                self._hooked = True
+            if sender is not None:
+                self._classes.add(sender)
+            elif self._everywhere:
                 return
-            self._everywhere = True
-            # Mappers made later are wrapped as they are made, before any instance.
-            event.listen(Mapper, "after_mapper_constructed", self._mapper_constructed)
-        for mapper in existing_mappers():
+            else:
+                self._everywhere = True
+        for mapper in [inspect(sender)] if sender is not None else existing_mappers():
             self.wrap(mapper)
 
     def _mapper_constructed(self, mapper: Mapper[Any], cls: type) -> None:
-        self.wrap(mapper)
+        if self._everywhere or cls in self._classes:
+            self.wrap(mapper)
 
     def wrap(self, mapper: Mapper[Any]) -> None:
         cls = mapper.class_
         with self._lock:
-            if cls in self._wrapped:
+            if mapper in self._wrapped:
                 return
-            self._wrapped.add(cls)
+            self._wrapped.add(mapper)
             cls.__init__ = _sending_post_init(cls.__init__)
 
 

@@ -162,3 +162,36 @@ def test_any_sender_reaches_classes_mapped_before_and_after_connecting() -> None
         assert seen == [Before, After], seen
         """
     )
+
+
+@pytest.mark.parametrize("sender", ["Thing", "None"])
+def test_init_signals_go_on_for_a_class_mapped_again(sender: str) -> None:
+    run_fresh(
+        f"""
+        from sqlalchemy import Column, Integer, Table
+        from sqlalchemy.orm import registry
+        import sa_signals
+
+        class Thing:
+            pass
+
+        def mapped():
+            mapping = registry()
+            table = Table("thing", mapping.metadata, Column("id", Integer, primary_key=True))
+            mapping.map_imperatively(Thing, table)
+            return mapping
+
+        first = mapped()
+        seen = []
+        def receiver(signal, sender, **kwargs):
+            seen.append(signal)
+        sa_signals.pre_init.connect(receiver, sender={sender})
+        sa_signals.post_init.connect(receiver, sender={sender})
+        Thing()
+        first.dispose()  # as clear_mappers() does: Thing's own constructor is back
+        mapped()
+        Thing()
+        pre, post = sa_signals.pre_init, sa_signals.post_init
+        assert seen == [pre, post, pre, post], seen
+        """
+    )
