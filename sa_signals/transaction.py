@@ -288,7 +288,7 @@ def _snapshot(callbacks: list[Callback]) -> dict[InstanceState[Any], dict[str, A
             continue
         state = inspect_instance(callback.instance)
         snapshot = snapshots.setdefault(state, {})
-        snapshot.update({k: v for k, v in callback.values.items() if k not in snapshot})
+        snapshot.update(callback.values)  # a later deferral saw later values
         columns = column_key_set(state.mapper)
         for relationship in state.mapper.relationships:
             value = state.dict.get(relationship.key)

@@ -94,11 +94,10 @@ def _bulk_statement(state: ORMExecuteState) -> Result[Any] | None:
     watched = _Watched(state.session, mapper, statement, state.parameters)
     token = _watched.set(watched)
     try:
-        with _rolled_back_on_failure(state.session):
-            result = state.invoke_statement()
-            watched.send_after()
+        result = state.invoke_statement()  # its own errors are SQLAlchemy's to handle
     finally:
         _watched.reset(token)
+    watched.send_after()
     return result
 
 
@@ -123,10 +122,15 @@ class _Watched:
 
     def is_this(self, clause: Any) -> bool:
         """Whether ``clause`` is this statement as SQLAlchemy hands it to a
-        connection: annotated, or one per table for the by-primary-key form."""
-        return isinstance(clause, type(self.statement)) and (
-            clause.table.is_derived_from(self.statement.table)
-            or self.statement.table.is_derived_from(clause.table)
+        connection (annotated, or one per table for the by-primary-key form),
+        not a statement of the autoflush before it, which is on a plain Table."""
+        return (
+            isinstance(clause, type(self.statement))
+            and runs_as_orm(clause)
+            and (
+                clause.table.is_derived_from(self.statement.table)
+                or self.statement.table.is_derived_from(clause.table)
+            )
         )
 
     def send_before(self, connection: Connection) -> None:
@@ -137,33 +141,38 @@ class _Watched:
             return
         rows = self.parameters if isinstance(self.parameters, list) else None
         pks = _keys_in_parameters(self.mapper, rows)
-        pre_bulk_update.send(
-            self.mapper.class_, statement=self.statement, pks=pks, session=self.session
-        )
+        with _receivers_running(self.session):
+            pre_bulk_update.send(
+                self.mapper.class_, statement=self.statement, pks=pks, session=self.session
+            )
         if rows is None:
-            self.updated += _matching(connection, self.mapper, self.statement, self.parameters)
+            updated = _matching(connection, self.mapper, self.statement, self.parameters)
         else:
-            self.updated += _updated_by_each(connection, self.mapper, self.statement, rows, pks)
+            updated = _updated_by_each(connection, self.mapper, self.statement, rows, pks)
+        # An UPDATE ... FROM a join matches a row once per joined row.
+        self.updated = list(dict.fromkeys([*self.updated, *updated]))
 
     def send_after(self) -> None:
         if not self.connections:  # it never reached the database
             return
         if isinstance(self.statement, Delete):
             self._send(post_delete, self.instances, self.connections[0])
-        else:
+            return
+        with _receivers_running(self.session):
             post_bulk_update.send(
                 self.mapper.class_, statement=self.statement, pks=self.updated, session=self.session
             )
 
     def _send(self, signal: Any, instances: list[Any], connection: Connection) -> None:
-        for instance in instances:
-            signal.send(
-                type(instance),
-                instance=instance,
-                using=connection.engine,
-                origin=self.statement,
-                session=self.session,
-            )
+        with _receivers_running(self.session):
+            for instance in list(instances):
+                signal.send(
+                    type(instance),
+                    instance=instance,
+                    using=connection.engine,
+                    origin=self.statement,
+                    session=self.session,
+                )
 
 
 # The bulk statement this thread or task is running, if any.
@@ -197,9 +206,12 @@ def _listen_to_connections() -> None:
 
 
 @contextmanager
-def _rolled_back_on_failure(session: Session) -> Iterator[None]:
-    """A receiver's exception undoes the statement, as it undoes a flush: the
-    innermost transaction is rolled back before the exception propagates."""
+def _receivers_running(session: Session) -> Iterator[None]:
+    """While receivers run: a statement of theirs is not the one watched, and
+    an exception of theirs undoes the statement, as it undoes a flush (the
+    innermost transaction is rolled back before it propagates). The statement's
+    own errors are left to SQLAlchemy and the program."""
+    token = _watched.set(None)
     try:
         yield
     except BaseException:
@@ -207,6 +219,8 @@ def _rolled_back_on_failure(session: Session) -> Iterator[None]:
         if transaction is not None and transaction.is_active:
             transaction.rollback()
         raise
+    finally:
+        _watched.reset(token)
 
 
 def _rows_about_to_go(
@@ -229,7 +243,8 @@ def _rows_about_to_go(
     reader = Session(bind=connection, autoflush=False, join_transaction_mode="rollback_only")
     with reader:
         with signals_disabled(reader):
-            instances = list(reader.scalars(query, _single(parameters)).all())
+            # unique(): a DELETE ... USING a join matches a row once per joined row.
+            instances = list(reader.scalars(query, _single(parameters)).unique().all())
         reader.expunge_all()
     return instances
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Delete, Update
-from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.mapper import _all_registries
 
@@ -71,6 +71,10 @@ def lend_values(state: InstanceState[Any], values: Mapping[str, Any]) -> Callabl
         for key, value in lent.items():
             if state.dict.get(key) is value and key not in state.committed_state:
                 del state.dict[key]
+            elif state.committed_state.get(key, NO_VALUE) is value:
+                # Assigned meanwhile: SQLAlchemy, which never had the value,
+                # must compare against nothing, as it would have.
+                state.committed_state[key] = NO_VALUE
         state.expired_attributes.update(were_expired)
         if loaders:  # a state with none keeps SQLAlchemy's shared, immutable empty dict
             state.callables.update(loaders)

@@ -238,6 +238,25 @@ def test_a_bulk_update_reports_exactly_the_rows_it_updated(
     assert "RETURNING" not in run
 
 
+def test_rows_the_autoflush_writes_first_are_the_statements_too(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    # The autoflush before the statement INSERTs and UPDATEs rows of the same
+    # table: those are its own, not the statement's, and the statement then
+    # matches them.
+    before, after = listen(pre_bulk_update, sender=Order), listen(post_bulk_update, sender=Order)
+    late = Order(reference="late", status="new")
+    session.add(late)
+    orders[3].status = "new"
+
+    session.execute(update(Order).where(Order.status == "new").values(status="cancelled"))
+
+    assert len(before.calls) == 1
+    (call,) = after.calls
+    expected = [order.id for order in orders[:4]] + [late.id]
+    assert sorted(call["pks"]) == sorted(expected)
+
+
 def test_a_bulk_update_matching_nothing_reports_no_rows(
     session: Session, listen: Listen, orders: list[Order]
 ) -> None:
