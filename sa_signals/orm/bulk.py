@@ -46,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Delete, Engine, Update, bindparam, event, select
 from sqlalchemy.engine import Result
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session, lazyload, undefer
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, lazyload, undefer, with_polymorphic
 from sqlalchemy.sql import Select
 
 from sa_signals.orm.columns import marked
@@ -231,10 +231,13 @@ def _rows_about_to_go(
     connection, which leaves the program's session as SQLAlchemy leaves it."""
     # Every column (post_delete receivers read them after the row is gone), no
     # eager joins (FOR UPDATE cannot lock the nullable side of an outer join).
+    target = _target(statement, mapper)
+    if target is mapper.class_ and len(mapper.self_and_descendants) > 1:
+        # Rows of subclasses come with their own tables' columns, which a
+        # detached instance could never load later.
+        target = with_polymorphic(mapper.class_, "*")
     query = _locking(
-        select(_target(statement, mapper)).options(undefer("*"), lazyload("*")),
-        statement,
-        connection.dialect.name,
+        select(target).options(undefer("*"), lazyload("*")), statement, connection.dialect.name
     )
     if statement.whereclause is not None:
         query = query.where(statement.whereclause)

@@ -4,11 +4,13 @@ the keys of exactly the rows it updated; INSERT sends nothing, as bulk_create().
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sa_signals import (
@@ -22,7 +24,7 @@ from sa_signals import (
 )
 from sa_signals.testing import capture
 from tests.conftest import Recorder
-from tests.models import Order, Truck, Vehicle
+from tests.models import Employee, Manager, Order, Truck, Vehicle
 
 Listen = Callable[..., Recorder]
 
@@ -109,6 +111,24 @@ def test_a_failing_pre_delete_keeps_every_row(
         session.execute(delete(Order))
     session.rollback()
     assert len(references(engine)) == 5
+
+
+def test_a_row_of_a_joined_subclass_comes_with_its_own_tables_columns(
+    session: Session, listen: Listen
+) -> None:
+    session.add(Manager(name="M"))
+    session.commit()
+    seen: list[int] = []
+    listen(pre_delete, sender=Manager).side_effect = lambda instance, **_: seen.append(
+        instance.budget  # a column of the subclass's table, on a detached instance
+    )
+
+    # Without ON DELETE CASCADE, the databases enforcing foreign keys refuse it.
+    with contextlib.suppress(IntegrityError):
+        session.execute(delete(Employee).where(Employee.name == "M"))
+    session.rollback()
+
+    assert seen == [100]
 
 
 def test_the_legacy_query_delete_sends_them_too(
