@@ -50,7 +50,7 @@ from sqlalchemy.orm import Mapper, ORMExecuteState, Session, lazyload, undefer, 
 from sqlalchemy.sql import Select
 
 from sa_signals.orm.columns import marked
-from sa_signals.orm.internals import resolved_statement, runs_as_orm
+from sa_signals.orm.internals import loader_options, resolved_statement, runs_as_orm
 from sa_signals.signals import (
     post_bulk_update,
     post_delete,
@@ -133,9 +133,14 @@ class _Watched:
             )
         )
 
-    def send_before(self, connection: Connection) -> None:
+    def send_before(self, connection: Connection, clause: Any) -> None:
+        """Read the rows, and send the pre_* signals. ``clause`` is the statement
+        as it reaches the connection, with what later hooks gave it; a list of
+        parameter sets reaches it as SQLAlchemy's own by-primary-key UPDATEs."""
+        single = not isinstance(self.parameters, list)
+        criteria = clause if single else self.statement
         if isinstance(self.statement, Delete):
-            instances = _rows_about_to_go(connection, self.mapper, self.statement, self.parameters)
+            instances = _rows_about_to_go(connection, self.mapper, criteria, self.parameters)
             self.instances += instances
             self._send(pre_delete, instances, connection)
             return
@@ -146,9 +151,9 @@ class _Watched:
                 self.mapper.class_, statement=self.statement, pks=pks, session=self.session
             )
         if rows is None:
-            updated = _matching(connection, self.mapper, self.statement, self.parameters)
+            updated = _matching(connection, self.mapper, criteria, self.parameters)
         else:
-            updated = _updated_by_each(connection, self.mapper, self.statement, rows, pks)
+            updated = _updated_by_each(connection, self.mapper, criteria, rows, pks)
         # An UPDATE ... FROM a join matches a row once per joined row.
         self.updated = list(dict.fromkeys([*self.updated, *updated]))
 
@@ -188,7 +193,7 @@ def _statement_reaches_its_connection(
     # A by-primary-key UPDATE of joined inheritance writes each table of its
     # rows: the same rows, read once per connection.
     watched.connections.append(connection)
-    watched.send_before(connection)
+    watched.send_before(connection, clause)
 
 
 _listening_lock = threading.Lock()
@@ -224,7 +229,7 @@ def _receivers_running(session: Session) -> Iterator[None]:
 
 
 def _rows_about_to_go(
-    connection: Connection, mapper: Mapper[Any], statement: Delete, parameters: Any
+    connection: Connection, mapper: Mapper[Any], statement: Update | Delete, parameters: Any
 ) -> list[Any]:
     """The rows a DELETE is about to remove, as fresh detached instances of
     their own classes: loaded by a session of sa-signals' own on the statement's
@@ -239,8 +244,7 @@ def _rows_about_to_go(
     query = _locking(
         select(target).options(undefer("*"), lazyload("*")), statement, connection.dialect.name
     )
-    if statement.whereclause is not None:
-        query = query.where(statement.whereclause)
+    query = _same_criteria(query, statement)
     # Joined to the statement's transaction as it is, a SAVEPOINT open or not:
     # it reads, and it is never committed or rolled back.
     reader = Session(bind=connection, autoflush=False, join_transaction_mode="rollback_only")
@@ -269,6 +273,13 @@ def _locking(query: Select[Any], statement: Update | Delete, dialect: str) -> Se
     return query.with_for_update()
 
 
+def _same_criteria(query: Select[Any], statement: Update | Delete) -> Select[Any]:
+    """``query`` with the statement's WHERE and its loader criteria."""
+    if statement.whereclause is not None:
+        query = query.where(statement.whereclause)
+    return query.options(*loader_options(statement))
+
+
 def _single(parameters: Any) -> dict[str, Any] | None:
     """The statement's one set of bound parameters, for a SELECT with its WHERE."""
     return parameters if isinstance(parameters, dict) else None
@@ -283,21 +294,20 @@ def _primary_key_columns(statement: Update | Delete, mapper: Mapper[Any]) -> lis
 
 
 def _matching(
-    connection: Connection, mapper: Mapper[Any], statement: Update, parameters: Any
+    connection: Connection, mapper: Mapper[Any], statement: Update | Delete, parameters: Any
 ) -> list[Any]:
     """Keys of the rows the UPDATE is about to match, locked where the database can."""
     query = _locking(
         select(*_primary_key_columns(statement, mapper)), statement, connection.dialect.name
     )
-    if statement.whereclause is not None:
-        query = query.where(statement.whereclause)
+    query = _same_criteria(query, statement)
     return [_key(mapper, row) for row in connection.execute(query, _single(parameters))]
 
 
 def _updated_by_each(
     connection: Connection,
     mapper: Mapper[Any],
-    statement: Update,
+    statement: Update | Delete,
     rows: list[dict[str, Any]],
     pks: list[Any] | None,
 ) -> list[Any]:
@@ -314,8 +324,7 @@ def _updated_by_each(
         query = query.where(
             *(column == bindparam(f"_sa_signals_pk_{i}") for i, column in enumerate(columns))
         )
-    if statement.whereclause is not None:
-        query = query.where(statement.whereclause)
+    query = _same_criteria(query, statement)
     updated = []
     for position, row in enumerate(rows):
         own = {} if pks is None else dict(_pk_parameters(pks[position]))
@@ -324,7 +333,7 @@ def _updated_by_each(
 
 
 def _existing(
-    connection: Connection, mapper: Mapper[Any], statement: Update, pks: list[Any]
+    connection: Connection, mapper: Mapper[Any], statement: Update | Delete, pks: list[Any]
 ) -> list[Any]:
     """The given keys whose rows exist: those an UPDATE by primary key updates."""
     columns = _primary_key_columns(statement, mapper)

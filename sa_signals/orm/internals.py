@@ -16,6 +16,7 @@ __all__ = [
     "autoflush",
     "existing_mappers",
     "lend_values",
+    "loader_options",
     "resolved_statement",
     "runs_as_orm",
 ]
@@ -81,3 +82,11 @@ def lend_values(state: InstanceState[Any], values: Mapping[str, Any]) -> Callabl
         state.expired = fully_expired
 
     return take_back
+
+
+def loader_options(statement: Any) -> tuple[Any, ...]:
+    """A statement's ORM options, ``with_loader_criteria()`` among them (a
+    tenant, a soft delete): the ORM adds their criteria when it compiles the
+    statement, so a SELECT meant to match the same rows must carry them too.
+    ``Executable.options()`` adds them; nothing public reads them back."""
+    return tuple(getattr(statement, "_with_options", ()))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, with_loader_criteria
 
 from sa_signals import (
     post_bulk_update,
@@ -129,6 +129,21 @@ def test_a_row_of_a_joined_subclass_comes_with_its_own_tables_columns(
     session.rollback()
 
     assert seen == [100]
+
+
+def test_the_statements_loader_criteria_choose_the_rows_announced_too(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    # As a tenant or soft-delete filter adds them, in the statement or a hook.
+    deleted, updated = listen(pre_delete, sender=Order), listen(post_bulk_update, sender=Order)
+    not_a0 = with_loader_criteria(Order, Order.reference != "A-0")
+    ids = sorted(order.id for order in orders[1:3])
+
+    session.execute(update(Order).where(Order.status == "new").values(total=1).options(not_a0))
+    session.execute(delete(Order).where(Order.status == "new").options(not_a0))
+
+    assert sorted(updated.calls[0]["pks"]) == ids
+    assert sorted(call["instance"].reference for call in deleted.calls) == ["A-1", "A-2"]
 
 
 def test_the_legacy_query_delete_sends_them_too(
