@@ -233,28 +233,19 @@ class OldValues:
         with_changes: bool,
     ) -> None:
         """Fetch what SQLAlchemy does not know of the rows about to be updated (see
-        the module docstring); ``with_changes`` when post_save will report them."""
-        incomplete = [s for s in states if s.key is not None and not _nothing_unknown(s)]
-        if not incomplete:
+        the module docstring), when post_save will report it (``with_changes``):
+        read, never written back, since SQLAlchemy alone decides what the UPDATE
+        writes. Each value once per flush, however many rounds ask."""
+        if not with_changes:
             return
-        to_record: dict[InstanceState[Any], set[str]] = {}
-        to_load: dict[InstanceState[Any], set[str]] = {}
-        to_show: dict[InstanceState[Any], set[str]] = {}
-        for state in incomplete:
+        wanted = {}
+        for state in states:
+            if state.key is None or _nothing_unknown(state):
+                continue
             unknown = {k for k, v in state.committed_state.items() if v is NO_VALUE}
-            unknown &= column_key_set(state.mapper)
-            to_record[state] = unknown & state.expired_attributes
-            to_load[state] = _unloaded_foreign_keys(state)
-            if with_changes:
-                known = self.for_changes.get(state, {})
-                unloaded = {key for key in columns_to_write(state) if key not in state.dict}
-                to_show[state] = ((unknown - to_record[state]) | unloaded) - set(known)
-        wanted = {  # each value once per flush, however many rounds ask
-            state: (to_record[state] | to_load[state] | to_show.get(state, set()))
-            - set(self.for_changes.get(state, ()))
-            for state in to_record
-        }
+            unloaded = {key for key in columns_to_write(state) if key not in state.dict}
+            keys = (unknown & column_key_set(state.mapper)) | unloaded
+            keys |= _unloaded_foreign_keys(state)
+            wanted[state] = keys - self.for_changes.get(state, {}).keys()
         for state, values in fetch_columns(connection_for, wanted).items():
-            # Read, never written back: SQLAlchemy alone decides what the UPDATE
-            # writes, and compares against what it holds itself.
             self.for_changes.setdefault(state, {}).update(values)
