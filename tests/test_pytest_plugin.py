@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 CHECK = """
 import sys
 
