@@ -86,7 +86,10 @@ def _leave_documented_selects_out_of_sql_assertions() -> None:
 
 
 def _record_listeners() -> None:
-    """Remember every listener sa-signals installs, from now on."""
+    """Remember every listener sa-signals installs, from now on. Every
+    ``event.listen()`` goes through ``_EventKey.listen``, SQLAlchemy's private
+    registry; this harness, not the library, wraps it, as the only place that
+    sees a listener with its target and its options."""
     from sqlalchemy.event.registry import _EventKey
 
     listen = _EventKey.listen
