@@ -199,6 +199,10 @@ class Widget(Base):
     name: Mapped[str] = mapped_column(String(20))
     favorite_id: Mapped[int | None] = mapped_column(ForeignKey("part.id", use_alter=True))
     favorite: Mapped[Part | None] = relationship(foreign_keys=[favorite_id], post_update=True)
+    # and a one-to-many written the same way: the children's rows are updated
+    parts: Mapped[list[Part]] = relationship(
+        foreign_keys="Part.widget_id", post_update=True, overlaps="favorite"
+    )
 
 
 class Part(Base):

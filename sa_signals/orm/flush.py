@@ -45,6 +45,7 @@ from sa_signals.orm.columns import (
 )
 from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
 from sa_signals.orm.hooks import MapperHooks
+from sa_signals.orm.internals import post_updated
 from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
@@ -426,11 +427,17 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
 
 def _record_post_updates(flush: _Flush) -> None:
     """Foreign keys SQLAlchemy wrote in a separate post-update statement, after
-    the rows, without mapper events: still an UPDATE of the row."""
-    for state, created in flush.announced_saves.items():
-        if created or not post_save.is_listened_for(state.class_):
+    the rows, without mapper events: still an UPDATE of the row, announced by
+    post_save. The one-to-many side writes children that may not have been
+    changed at all before the flush: they get no pre_save, since their UPDATE
+    is known only once it is written."""
+    for state, columns in post_updated(flush.flush_context):
+        created = flush.announced_saves.get(state)
+        if created or state in flush.announced_deletes or state.deleted or state.was_deleted:
+            continue  # an INSERT's own post-update, or a row about to go
+        if not post_save.is_listened_for(state.class_):
             continue
-        keys = post_updated_columns(state)
+        keys = post_updated_columns(state, columns)
         if not keys:
             continue
         saved = flush.written.get(state)

@@ -17,6 +17,7 @@ __all__ = [
     "existing_mappers",
     "lend_values",
     "loader_options",
+    "post_updated",
     "resolved_statement",
     "runs_as_orm",
 ]
@@ -90,3 +91,15 @@ def loader_options(statement: Any) -> tuple[Any, ...]:
     statement, so a SELECT meant to match the same rows must carry them too.
     ``Executable.options()`` adds them; nothing public reads them back."""
     return tuple(getattr(statement, "_with_options", ()))
+
+
+def post_updated(flush_context: Any) -> list[tuple[InstanceState[Any], set[Any]]]:
+    """The instances a flush wrote with a separate post-update statement
+    (``relationship(post_update=True)``, either side), each with the columns of
+    its class that the statements set. No mapper event fires for those
+    UPDATEs; ``UOWTransaction.post_update_states``, undocumented, is where the
+    unit of work keeps them."""
+    found = []
+    for states, columns in flush_context.post_update_states.values():
+        found += [(state, columns) for state in states]
+    return found

@@ -191,15 +191,11 @@ def _unloaded_foreign_keys(state: InstanceState[Any]) -> set[str]:
     return {key for key in keys if key not in state.dict}
 
 
-def post_updated_columns(state: InstanceState[Any]) -> set[str]:
-    """Foreign keys written by SQLAlchemy's separate post-update statement
-    (``relationship(post_update=True)``), which fires no mapper event; asked
-    after the statements ran, while the history is still there."""
-    keys = set()
-    for relationship in _many_to_ones(state.mapper):
-        if relationship.post_update:
-            locals_ = [local for local, _ in relationship.local_remote_pairs]
-            keys |= _keys_of_columns(state.mapper, locals_)
+def post_updated_columns(state: InstanceState[Any], columns: Iterable[Any]) -> set[str]:
+    """The attributes of ``columns`` that SQLAlchemy's separate post-update
+    statement changed for ``state``; asked after the statements ran, while the
+    history is still there."""
+    keys = _keys_of_columns(state.mapper, columns)
     return {key for key in keys if _history(state, key).has_changes()}
 
 

@@ -483,6 +483,24 @@ def test_a_foreign_key_written_by_a_post_update_is_reported(session: Session) ->
     assert call["changes"] == {"favorite_id": (None, favorite.id)}
 
 
+def test_a_child_written_by_a_one_to_many_post_update_gets_post_save(session: Session) -> None:
+    # UPDATE part SET widget_id=... in SQLAlchemy's separate statement: the part
+    # was not changed before the flush, so its UPDATE gets post_save alone.
+    widget, part = Widget(name="w"), Part()
+    session.add_all([widget, part])
+    session.commit()
+
+    with capture(pre_save, sender=Part) as before, capture(post_save, sender=Part) as after:
+        widget.parts.append(part)
+        session.commit()
+
+    assert before == []
+    (call,) = after
+    assert (call["instance"], call["created"]) == (part, False)
+    assert call["update_fields"] == frozenset({"widget_id"})
+    assert call["changes"] == {"widget_id": (None, widget.id)}
+
+
 def test_a_version_counter_the_application_maintains_is_not_reported_unless_written(
     session: Session,
 ) -> None:
