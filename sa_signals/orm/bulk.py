@@ -321,9 +321,7 @@ def _updated_by_each(
     columns = _primary_key_columns(statement, mapper)
     query = _locking(select(*columns), statement, connection.dialect.name)
     if pks is not None:
-        query = query.where(
-            *(column == bindparam(f"_sa_signals_pk_{i}") for i, column in enumerate(columns))
-        )
+        query = query.where(*_primary_key_is(columns))
     query = _same_criteria(query, statement)
     updated = []
     for position, row in enumerate(rows):
@@ -337,9 +335,7 @@ def _existing(
 ) -> list[Any]:
     """The given keys whose rows exist: those an UPDATE by primary key updates."""
     columns = _primary_key_columns(statement, mapper)
-    query = marked(select(*columns)).where(
-        *(column == bindparam(f"_sa_signals_pk_{i}") for i, column in enumerate(columns))
-    )
+    query = marked(select(*columns)).where(*_primary_key_is(columns))
     return [pk for pk in pks if connection.execute(query, dict(_pk_parameters(pk))).first()]
 
 
@@ -352,7 +348,13 @@ def _keys_in_parameters(mapper: Mapper[Any], rows: list[dict[str, Any]] | None) 
     return [_key_from_parameters(mapper, row) for row in rows]
 
 
+def _primary_key_is(columns: list[Any]) -> list[Any]:
+    """``pk = :param`` for each key column, bound by ``_pk_parameters``."""
+    return [column == bindparam(f"_sa_signals_pk_{i}") for i, column in enumerate(columns)]
+
+
 def _pk_parameters(key: Any) -> Iterator[tuple[str, Any]]:
+    """The parameters of ``_primary_key_is`` for one key."""
     values = key if isinstance(key, tuple) else (key,)
     return ((f"_sa_signals_pk_{i}", value) for i, value in enumerate(values))
 
