@@ -114,7 +114,7 @@ class _Flush:
     # columns each UPDATE writes, with old values, from before_ to after_update
     planned_updates: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     old_values: OldValues = field(default_factory=OldValues)
-    # what was written, in the order it was written; keyed so recording is idempotent
+    # what was written, in the order it was written
     written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
     # the columns deleted instances lacked, for post_delete receivers (values_lent)
     deleted_values: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
@@ -298,7 +298,6 @@ def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> N
 
 
 # -- inside the flush: mapper events -------------------------------------------------------
-# Each may run twice for one object (see MapperHooks.install), so each is idempotent.
 
 
 def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:

@@ -6,11 +6,11 @@ mapper only once a receiver is connected for its class (or on every mapper, once
 a receiver is connected for any sender): an application that connects nothing
 pays nothing per object.
 
-Listeners are added when a receiver connects and never removed. Removing one
-while another thread flushes could break that flush's iteration over the
-listeners; a listener that finds no receiver returns at once. Connect receivers
-at import time, as in Django, so that no flush runs while the first one for a
-class is being connected.
+Listeners are added when a receiver connects, and removed only where listeners
+on every mapper replace them; a listener that finds no receiver returns at once.
+SQLAlchemy's ``event.listen()`` and ``event.remove()`` must not run while the
+event is being dispatched, in another thread too: connect receivers at import
+time, as in Django, before any session flushes.
 """
 
 from __future__ import annotations
@@ -72,8 +72,12 @@ class MapperHooks:
             for name, listener in self._listeners.items():
                 event.listen(target, name, listener, **self._listen_kwargs)
             if mapper is None:
-                # Listeners on single mappers stay, and now run twice per object:
-                # every listener of the set is written to be idempotent.
+                # The listeners on single mappers would now run a second time
+                # for each of their objects, and send pre_init twice.
+                for single in list(self._on_mappers):
+                    for name, listener in self._listeners.items():
+                        event.remove(single, name, listener)
+                self._on_mappers.clear()
                 self._on_every_mapper = True
             else:
                 self._on_mappers.add(mapper)

@@ -44,3 +44,55 @@ def test_mapper_listeners_follow_the_receivers() -> None:
         assert listening(Mapper) and ignored.dispatch.after_insert
         """
     )
+
+
+def test_a_receiver_for_any_sender_does_not_double_a_class_receiver() -> None:
+    """Connected after a receiver for one class, a receiver for any sender takes
+    over that class's listeners: each receiver still runs once per object."""
+    run_fresh(
+        """
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+        import sa_signals
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Watched(Base):
+            __tablename__ = "watched"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            name: Mapped[str] = mapped_column(default="")
+
+        heard = []
+
+        def receiver_for(label, name):
+            def receiver(sender, **kwargs):
+                heard.append((label, name))
+            return receiver
+
+        names = ["pre_init", "post_init", "pre_save", "post_save", "pre_delete", "post_delete"]
+        for name in names:
+            signal = getattr(sa_signals, name)
+            signal.connect(receiver_for("Watched", name), sender=Watched, weak=False)
+        for name in names:
+            getattr(sa_signals, name).connect(receiver_for("any", name), weak=False)
+
+        engine = create_engine("sqlite://")
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(Watched(id=1))
+            session.commit()
+            session.get(Watched, 1).name = "changed"
+            session.commit()
+            session.expunge_all()
+            session.delete(session.get(Watched, 1))
+            session.commit()
+
+        expected = ["pre_init", "post_init", "pre_save", "post_save",   # the insert
+                    "post_init", "pre_save", "post_save",               # the update
+                    "post_init", "pre_delete", "post_delete"]           # the delete
+        assert [name for label, name in heard if label == "Watched"] == expected, heard
+        assert [name for label, name in heard if label == "any"] == expected, heard
+        """
+    )
