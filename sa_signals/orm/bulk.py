@@ -1,8 +1,9 @@
 """ORM-enabled bulk UPDATE and DELETE statements.
 
 ``session.execute(delete(Order).where(...))`` and ``update(...)`` (and the legacy
-``Query.delete()``/``Query.update()``) never go through the unit of work: no
-mapper event fires, only the session's ``do_orm_execute``.
+``Query.delete()``/``Query.update()``, and the same statements inside
+``select(Order).from_statement(...)`` or a ``lambda_stmt()``) never go through
+the unit of work: no mapper event fires, only the session's ``do_orm_execute``.
 
 sa-signals watches these statements and never changes them: not their WHERE,
 their RETURNING or their parameters, not their ``synchronize_session``, not the
@@ -67,15 +68,15 @@ OPT_OUT = "sa_signals"  # execution option: False runs the statement with no sig
 @event.listens_for(Session, "do_orm_execute")
 def _bulk_statement(state: ORMExecuteState) -> Result[Any] | None:
     # A Core statement on a Table, run through the session, is not the ORM's.
-    if not (state.is_update or state.is_delete) or not state.is_orm_statement:
+    if not state.is_orm_statement:
+        return None
+    statement = resolved_statement(state.statement)  # of a from_statement() too
+    if not isinstance(statement, Update | Delete) or not runs_as_orm(statement):
         return None
     mapper = state.bind_mapper
     if mapper is None or state.execution_options.get(OPT_OUT) is False:
         return None
     if not signals_enabled(state.session):
-        return None
-    statement = resolved_statement(state.statement)
-    if not isinstance(statement, Update | Delete) or not runs_as_orm(statement):
         return None
     if isinstance(statement, Delete):
         # The rows may be instances of subclasses (single-table inheritance),
@@ -188,7 +189,10 @@ def _statement_reaches_its_connection(
     connection: Connection, clause: Any, multiparams: Any, params: Any, options: Any
 ) -> None:
     watched = _watched.get()
-    if watched is None or not watched.is_this(clause) or connection in watched.connections:
+    if watched is None:
+        return
+    clause = resolved_statement(clause)
+    if not watched.is_this(clause) or connection in watched.connections:
         return
     # A by-primary-key UPDATE of joined inheritance writes each table of its
     # rows: the same rows, read once per connection.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Delete, Update
-from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, Session
+from sqlalchemy.orm import NO_VALUE, FromStatement, InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.mapper import _all_registries
 
@@ -37,10 +37,17 @@ def autoflush(session: Session) -> None:
 
 
 def resolved_statement(statement: Any) -> Any:
-    """The statement a ``lambda_stmt()`` stands for (itself for any other):
-    ``do_orm_execute`` hands over the lambda element, whose ``_resolved`` is the
-    only way to the UPDATE or DELETE it builds."""
-    return getattr(statement, "_resolved", statement)
+    """The UPDATE or DELETE a statement stands for (itself, for any other).
+
+    ``do_orm_execute`` and ``before_execute`` hand over a ``lambda_stmt()`` as
+    its lambda element, whose ``_resolved`` is the only way to the statement it
+    builds; and ``select(User).from_statement(update(User)...)`` as the
+    ``FromStatement`` around it, whose ``element`` SQLAlchemy does not
+    document."""
+    statement = getattr(statement, "_resolved", statement)
+    if isinstance(statement, FromStatement):
+        return statement.element
+    return statement
 
 
 def runs_as_orm(statement: Update | Delete) -> bool:

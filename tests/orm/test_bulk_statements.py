@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session, with_loader_criteria
 
 from sa_signals import (
@@ -384,6 +384,47 @@ def test_the_legacy_query_update_sends_them_too(
     after = listen(post_bulk_update, sender=Order)
     session.query(Order).filter(Order.status == "paid").update({"status": "refunded"})
     assert len(after.calls[0]["pks"]) == 2
+
+
+# -- the same statements inside select().from_statement() -------------------------------------
+
+
+def test_a_delete_returning_its_rows_through_from_statement_is_announced_too(
+    session: Session, listen: Listen, orders: list[Order]
+) -> None:
+    before, after = listen(pre_delete, sender=Order), listen(post_delete, sender=Order)
+    statement = delete(Order).where(Order.status == "new").returning(Order)
+
+    returned = session.scalars(select(Order).from_statement(statement)).all()
+
+    assert sorted(order.id for order in returned) == [order.id for order in orders[:3]]
+    assert sorted(call["instance"].id for call in before.calls) == [o.id for o in orders[:3]]
+    assert [call["instance"] for call in after.calls] == [call["instance"] for call in before.calls]
+    assert all(call["origin"] is statement for call in before.calls + after.calls)
+
+
+def test_an_update_returning_its_rows_through_from_statement_is_announced_too(
+    session: Session, engine: Engine, orders: list[Order]
+) -> None:
+    statement = update(Order).where(Order.status == "new").values(status="x").returning(Order)
+
+    with (
+        capture(pre_bulk_update, sender=Order) as before,
+        capture(post_bulk_update, sender=Order) as after,
+    ):
+        if engine.dialect.update_returning:
+            returned = session.scalars(select(Order).from_statement(statement)).all()
+        else:  # MariaDB has no UPDATE ... RETURNING: the database refuses it
+            with pytest.raises(ProgrammingError, match="RETURNING"):
+                session.scalars(select(Order).from_statement(statement))
+            returned = []
+
+    assert [call["statement"] for call in before] == [statement]
+    if engine.dialect.update_returning:
+        assert sorted(o.id for o in returned) == sorted(after[0]["pks"])
+        assert sorted(after[0]["pks"]) == [order.id for order in orders[:3]]
+    else:
+        assert after == []
 
 
 # -- opting out, and INSERT ------------------------------------------------------------------

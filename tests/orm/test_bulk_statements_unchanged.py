@@ -113,6 +113,19 @@ def returning_star(session: Session, ids: list[int]) -> Any:
     return sorted(row[:3] for row in session.execute(statement))
 
 
+def an_update_in_from_statement(session: Session, ids: list[int]) -> Any:
+    statement = update(Order).where(Order.status == "new").values(status="x").returning(Order)
+    return sorted(
+        (o.id, o.status) for o in session.scalars(select(Order).from_statement(statement))
+    )
+
+
+def a_delete_in_from_statement(session: Session, ids: list[int]) -> Any:
+    session.get(Order, ids[0])  # in the session, as the program may have it
+    statement = delete(Order).where(Order.status == "new").returning(Order)
+    return sorted(o.id for o in session.scalars(select(Order).from_statement(statement)))
+
+
 def evaluate_after_a_pending_edit(session: Session, ids: list[int]) -> Any:
     # Loaded, then edited and not flushed: the statement's autoflush writes the
     # edit first, so the edited row matches too.
@@ -217,6 +230,8 @@ def an_error_of_the_statements_own(session: Session, ids: list[int]) -> Any:
 SCENARIOS = [
     returning_entities,
     returning_star,
+    an_update_in_from_statement,
+    a_delete_in_from_statement,
     evaluate_after_a_pending_edit,
     no_synchronization,
     executemany_with_its_own_where,
