@@ -15,26 +15,40 @@ Where each is sent, and why there:
   ``after_update`` and ``after_delete``, in the order the rows were written and
   with the values written, then sent from ``after_flush_postexec``: identities are
   final there, and what a receiver changes or adds is written by the commit's next
-  flush (or at once, if the receiver flushes).
+  flush (or at once, if the receiver flushes). What an UPDATE writes, and what
+  the columns held before, is decided in ``before_update``, as SQLAlchemy
+  decides it, from the object's committed state.
 
 A receiver's exception must leave nothing of the flush behind, on the ``flush()``
 path and the ``commit()`` path alike. SQLAlchemy rolls back the innermost
 transaction for an exception raised inside the flush, but not for one raised by a
 ``before_flush`` listener. So an exception from ``pre_save`` or ``pre_delete`` is
-kept and raised again from the first mapper event of the flush, before any row
-of a class with receivers is written, where SQLAlchemy's own handling applies.
+kept and raised again from inside the flush (its first mapper event, at the
+latest ``after_flush``), where SQLAlchemy's own handling applies.
+
+Every step runs once per object, and only for what a receiver listens to: a
+class with only ``post_save`` receivers pays for one mapper event per inserted
+object, and is never looked at before the flush.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import (
+    EXT_CONTINUE,
+    InstanceState,
+    Mapper,
+    Session,
+    SessionTransaction,
+    UOWTransaction,
+)
 from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals.orm.columns import (
@@ -50,6 +64,7 @@ from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
     columns_to_write,
+    nothing_unknown,
     planned_update,
     post_updated_columns,
 )
@@ -60,35 +75,35 @@ __all__: list[str] = []
 
 _SAVE_SIGNALS = (pre_save, post_save)
 _DELETE_SIGNALS = (pre_delete, post_delete)
-_FLUSHES = "sa_signals.flushes"
+_RECORDING = "sa_signals.flush"  # Session.info: the flush being recorded
 
 # A receiver that changes an object in every round would never stop the
 # announcing loop; SQLAlchemy stops its own commit loop after 100 flushes.
 _MAX_ROUNDS = 100
 
 
-@dataclass(eq=False)
-class _Saved:
-    """A row the flush inserted or updated, for post_save."""
+class _Heard(NamedTuple):
+    """Which signals have receivers for one class; asked per object, worked out
+    once per class and flush."""
 
-    instance: Any  # held strongly: after the flush, the session holds it weakly
-    created: bool
-    old_values: dict[str, Any]  # of the columns an UPDATE wrote
-    new_values: dict[str, Any]  # the values written, as far as they were known then
+    pre_save: bool
+    post_save: bool
+    pre_delete: bool
+    post_delete: bool
 
 
-@dataclass(eq=False)
-class _Deleted:
-    """A row the flush deleted, for post_delete."""
-
-    instance: Any
-    origin: Any
+# What the flush wrote, in the order it was written, for the post_* signals:
+# (post_save, instance, created, changes) for an INSERT or UPDATE, with
+# ``changes`` as post_save sends it, and (post_delete, instance, origin, None).
+# Tuples: one is made per object. Instances are held strongly: after the flush,
+# the session holds them weakly.
+_Written = tuple[Any, Any, Any, Any]
 
 
 @dataclass(eq=False)
 class _Binds:
     """The bind each mapper's rows are written through, as Django's ``using``;
-    asked per object, looked up once per mapper and flush."""
+    asked of the session once per mapper and flush, when first sent."""
 
     session: Session
     _by_mapper: dict[Mapper[Any], Any] = field(default_factory=dict)
@@ -107,22 +122,22 @@ class _Flush:
     session: Session
     flush_context: UOWTransaction
     raw: bool
+    heard: dict[type, _Heard] = field(default_factory=dict)
     # state -> created, for every instance pre_save was sent for (or considered)
     announced_saves: dict[InstanceState[Any], bool] = field(default_factory=dict)
-    # state -> origin, for every instance pre_delete was sent for
+    # state -> origin, for every instance announced for deletion
     announced_deletes: dict[InstanceState[Any], Any] = field(default_factory=dict)
-    # columns each UPDATE writes, with old values, from before_ to after_update
-    planned_updates: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
+    # the old values of the columns each UPDATE writes, from before_ to after_update
+    planned: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     old_values: OldValues = field(default_factory=OldValues)
-    # what was written, in the order it was written
-    written: dict[InstanceState[Any], _Saved | _Deleted] = field(default_factory=dict)
+    written: list[_Written] = field(default_factory=list)
+    # the changes of UPDATEs whose new values the database computed (see _COMPUTED)
+    computed: dict[InstanceState[Any], dict[str, tuple[Any, Any]]] = field(default_factory=dict)
     # the columns deleted instances lacked, for post_delete receivers (values_lent)
     deleted_values: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     using: _Binds = field(init=False)
     collections: CollectionChanges = field(init=False)
     failure: Exception | None = None
-    dispatching: bool = False
-    _listening: dict[tuple[str, type], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Not a bound method of this record: a reference cycle would keep the
@@ -131,15 +146,16 @@ class _Flush:
         self.using = _Binds(self.session)
         self.collections = CollectionChanges(self.session, self.using)
 
-    def listens(self, family: str, cls: type) -> bool:
-        """Whether any receiver of the family (``"save"``, ``"delete"``) hears ``cls``;
-        asked per object, answered once per class and flush."""
-        answer = self._listening.get((family, cls))
-        if answer is None:
-            signals = _SAVE_SIGNALS if family == "save" else _DELETE_SIGNALS
-            answer = any(signal.is_listened_for(cls) for signal in signals)
-            self._listening[(family, cls)] = answer
-        return answer
+    def hears(self, cls: type) -> _Heard:
+        heard = self.heard.get(cls)
+        if heard is None:
+            heard = self.heard[cls] = _Heard(
+                pre_save.is_listened_for(cls),
+                post_save.is_listened_for(cls),
+                pre_delete.is_listened_for(cls),
+                post_delete.is_listened_for(cls),
+            )
+        return heard
 
     def raise_failure(self) -> None:
         if self.failure is not None:
@@ -147,25 +163,36 @@ class _Flush:
             raise failure
 
 
-# -- finding the flush in progress ---------------------------------------------------
+# -- finding the flush being recorded ----------------------------------------------------------
+
+# The flush each session is recording, by ``Session.hash_key``, which every
+# InstanceState names as its ``session_id``: a mapper event finds it in one
+# lookup. Held weakly: the session's info holds it, so that it goes with the
+# session even after a flush that failed and was never rolled back.
+_recording: dict[int, weakref.ref[_Flush]] = {}
 
 
-def _flush_of(state: InstanceState[Any]) -> _Flush | None:
-    """The record of the flush writing ``state``, if sa-signals keeps one. A
-    dispatching record is an outer flush whose receiver flushes now, untracked."""
-    session = state.session
-    stack: list[_Flush] | None = session.info.get(_FLUSHES) if session is not None else None
-    if not stack or stack[-1].dispatching:
-        return None
-    return stack[-1]
+def _recorder(state: InstanceState[Any]) -> _Flush | None:
+    reference = _recording.get(state.session_id)  # type: ignore[arg-type]
+    return None if reference is None else reference()
 
 
-def _forget_failed_flushes(session: Session) -> None:
-    """Drop the records of flushes that failed before after_flush_postexec (a
-    dispatching record is an outer flush whose receiver is flushing now)."""
-    stack = session.info.get(_FLUSHES)
-    if stack:
-        stack[:] = [flush for flush in stack if flush.dispatching]
+def _start_recording(flush: _Flush) -> None:
+    key = flush.session.hash_key
+
+    def forget(reference: weakref.ref[_Flush]) -> None:
+        if _recording.get(key) is reference:
+            del _recording[key]
+
+    flush.session.info[_RECORDING] = flush
+    _recording[key] = weakref.ref(flush, forget)
+
+
+def _stop_recording(session: Session) -> None:
+    """The flush is over (or failed): a flush a post_* receiver runs, or the
+    next one, records itself."""
+    session.info.pop(_RECORDING, None)
+    _recording.pop(session.hash_key, None)
 
 
 def _any_receivers() -> bool:
@@ -174,7 +201,7 @@ def _any_receivers() -> bool:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    _forget_failed_flushes(session)
+    _stop_recording(session)
 
 
 # -- before the flush: pre_save and pre_delete ------------------------------------------
@@ -184,31 +211,42 @@ def _after_rollback(session: Session, previous_transaction: SessionTransaction) 
 def _before_flush(
     session: Session, flush_context: UOWTransaction, instances: Iterable[Any] | None
 ) -> None:
-    _forget_failed_flushes(session)
+    _stop_recording(session)  # one that failed in a before_flush listener after this one
     if not _any_receivers() or not signals_enabled(session):
         return
     flush = _Flush(session, flush_context, raw=is_raw(session))
-    session.info.setdefault(_FLUSHES, []).append(flush)
+    _start_recording(flush)
+    only = None if instances is None else {instance_state(i) for i in instances}
     try:
-        _announce(flush, None if instances is None else {instance_state(i) for i in instances})
+        _announce(flush, only)
+        _resolve_old_values(flush, only)
     except Exception as error:
         flush.failure = error  # raised from inside the flush: see the module docstring
 
 
 def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
+    """Send pre_save and pre_delete (and m2m_changed's pre_*), round after round
+    while receivers change things. Deletions are announced for post_delete too,
+    which needs their origin and the values the row will no longer have."""
+    saves = bool(pre_save.receivers)
+    deletes = bool(pre_delete.receivers or post_delete.receivers)
+    if not (saves or deletes or m2m_changed.receivers):
+        return
     session = flush.session
     for _ in range(_MAX_ROUNDS):
-        if any(signal.receivers for signal in _DELETE_SIGNALS):
+        if deletes:
             delete_orphans(session)
-        saves = _saves_to_announce(flush, only)
-        deletes = _deletes_to_announce(flush, only)
-        for state, created in saves:
+        to_save = _saves_to_announce(flush, only) if saves else []
+        to_delete = _deletes_to_announce(flush, only) if deletes else []
+        for state, created in to_save:
             _send_pre_save(flush, state, created)
-        for state, origin in deletes:
+        for state, origin in to_delete:
             _send_pre_delete(flush, state, origin)
         collections = flush.collections.announce(only)
-        if not saves and not deletes and not collections:
+        if not (to_save or to_delete or collections):
             break
+        if not (pre_save.receivers or pre_delete.receivers or collections):
+            break  # no receiver ran that could have changed anything
     else:
         raise RuntimeError(
             f"pre_* receivers changed objects in each of {_MAX_ROUNDS} rounds of one flush; "
@@ -220,7 +258,7 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
     flush.deleted_values.update(
         fetch_unloaded_columns(
             session_connection(session),
-            [s for s in flush.announced_deletes if post_delete.is_listened_for(s.class_)],
+            [s for s in flush.announced_deletes if flush.hears(s.class_).post_delete],
         )
     )
 
@@ -228,30 +266,23 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
 def _saves_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], bool]]:
+    """The objects whose pre_save is still due, with ``created``."""
     session = flush.session
     new = [
         state
         for state in map(instance_state, session.new)
-        if flush.listens("save", state.class_)
+        if flush.hears(state.class_).pre_save
         and state not in flush.announced_saves
         and (only is None or state in only)
     ]
-    changed = [
+    updated = [
         state
         for state in map(instance_state, session.dirty)
-        if flush.listens("save", state.class_)
+        if flush.hears(state.class_).pre_save
+        and state not in flush.announced_saves
         and (only is None or state in only)
         and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
-    ]
-    # Every round: a receiver may have assigned an expired attribute of an
-    # instance announced earlier.
-    flush.old_values.resolve(
-        session_connection(session),
-        changed,
-        with_changes=any(post_save.is_listened_for(state.class_) for state in changed),
-    )
-    updated = [
-        state for state in changed if state not in flush.announced_saves and columns_to_write(state)
+        and columns_to_write(state)
     ]
     return [(state, True) for state in new] + [(state, False) for state in updated]
 
@@ -262,9 +293,9 @@ def _deletes_to_announce(
     deleted = [
         state
         for state in map(instance_state, flush.session.deleted)
-        if flush.listens("delete", state.class_)
-        and state not in flush.announced_deletes
+        if state not in flush.announced_deletes
         and (only is None or state in only)
+        and _hears_deletes(flush.hears(state.class_))
     ]
     if not deleted:
         return []
@@ -272,22 +303,42 @@ def _deletes_to_announce(
     return [(state, origin_of[state]) for state in deleted]
 
 
+def _hears_deletes(heard: _Heard) -> bool:
+    return heard.pre_delete or heard.post_delete
+
+
+def _resolve_old_values(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
+    """Fetch, one query per class, the old values of the columns about to be
+    updated that SQLAlchemy does not hold (see ``sa_signals.orm.updates``), for
+    the objects whose post_save will report them."""
+    if not post_save.receivers:
+        return
+    unknown = [
+        state
+        for state in map(instance_state, flush.session.dirty)
+        if flush.hears(state.class_).post_save
+        and (only is None or state in only)
+        and not nothing_unknown(state)
+        and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
+    ]
+    flush.old_values.resolve(session_connection(flush.session), unknown, with_changes=True)
+
+
 def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> None:
     flush.announced_saves[state] = created
-    if pre_save.is_listened_for(state.class_):
-        pre_save.send(
-            state.class_,
-            instance=state.obj(),
-            raw=flush.raw,
-            using=flush.using(state.mapper),
-            update_fields=None if created else frozenset(columns_to_write(state)),
-            session=flush.session,
-        )
+    pre_save.send(
+        state.class_,
+        instance=state.obj(),
+        raw=flush.raw,
+        using=flush.using(state.mapper),
+        update_fields=None if created else frozenset(columns_to_write(state)),
+        session=flush.session,
+    )
 
 
 def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> None:
     flush.announced_deletes[state] = origin
-    if pre_delete.is_listened_for(state.class_):
+    if flush.hears(state.class_).pre_delete:
         pre_delete.send(
             state.class_,
             instance=state.obj(),
@@ -298,100 +349,121 @@ def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> N
 
 
 # -- inside the flush: mapper events -------------------------------------------------------
+# Listened to with retval=True, each returning EXT_CONTINUE as SQLAlchemy asks:
+# SQLAlchemy then calls them directly, with no wrapper of its own around each call.
 
 
-def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
+def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    """Only where pre_save listens: a row added during the flush (by another
+    before_flush listener, say) is announced here."""
+    flush = _recorder(state)
+    if flush is not None:
+        flush.raise_failure()
+        if state not in flush.announced_saves and flush.hears(state.class_).pre_save:
+            _send_pre_save(flush, state, created=True)
+    return EXT_CONTINUE
+
+
+def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    flush = _recorder(state)
     if flush is None:
-        return
+        return EXT_CONTINUE
     flush.raise_failure()
-    if flush.listens("save", state.class_) and state not in flush.announced_saves:
-        # Added during the flush (by another before_flush listener, say).
-        _send_pre_save(flush, state, created=True)
-
-
-def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
-    if flush is None:
-        return
-    flush.raise_failure()
-    if not flush.listens("save", state.class_) or flush.announced_saves.get(state) is True:
-        return  # not listened to, or a row switch, reported as the insert it was asked as
-    connection_for = _connection_for(connection)
-    with_changes = post_save.is_listened_for(state.class_)
-    flush.old_values.resolve(connection_for, [state], with_changes)
-    if state not in flush.announced_saves and columns_to_write(state):
+    heard = flush.hears(state.class_)
+    if heard.pre_save and state not in flush.announced_saves and columns_to_write(state):
         # Written only because of the flush itself (a foreign key copied in).
         _send_pre_save(flush, state, created=False)
-        flush.old_values.resolve(connection_for, [state], with_changes)
-    flush.planned_updates[state] = planned_update(state, flush.old_values)
+    if heard.post_save:
+        fetched = flush.old_values.for_changes.get(state, {})
+        planned = planned_update(state, fetched, _fetcher(connection, state))
+        if planned:
+            flush.planned[state] = planned
+    return EXT_CONTINUE
 
 
-def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
+def _fetcher(connection: Connection, state: InstanceState[Any]) -> Any:
+    """What fetches old values of ``state``'s row the flush itself made unknown."""
+
+    def fetch(keys: list[str]) -> dict[str, Any]:
+        return fetch_columns(lambda _mapper: connection, {state: keys}).get(state, {})
+
+    return fetch
+
+
+def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    flush = _recorder(state)
     if flush is None:
-        return
+        return EXT_CONTINUE
     flush.raise_failure()
-    if flush.listens("delete", state.class_) and state not in flush.announced_deletes:
+    if state not in flush.announced_deletes:
         # Found by the flush itself (a cascade from a delete-orphan's own children).
-        _send_pre_delete(flush, state, origin=state.obj())
-        if post_delete.is_listened_for(state.class_):
-            flush.deleted_values.update(
-                fetch_unloaded_columns(_connection_for(connection), [state])
-            )
+        heard = flush.hears(state.class_)
+        if heard.pre_delete or heard.post_delete:
+            _send_pre_delete(flush, state, origin=state.obj())
+        if heard.post_delete:
+            flush.deleted_values.update(fetch_unloaded_columns(lambda _mapper: connection, [state]))
+    return EXT_CONTINUE
 
 
-def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
-    if flush is not None and post_save.is_listened_for(state.class_):
-        flush.written[state] = _Saved(state.obj(), created=True, old_values={}, new_values={})
+def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    flush = _recorder(state)
+    if flush is not None and flush.hears(state.class_).post_save:
+        flush.written.append((post_save, state.obj(), True, {}))
+    return EXT_CONTINUE
 
 
-def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
+def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    flush = _recorder(state)
     if flush is None:
-        return
-    if flush.announced_saves.get(state) is True:
+        return EXT_CONTINUE
+    if state.key is None:
         _record_row_switch(flush, state)
-        return
-    old_values = flush.planned_updates.get(state)
-    if old_values and post_save.is_listened_for(state.class_):
-        new_values = {key: state.dict[key] for key in old_values if key in state.dict}
-        flush.written[state] = _Saved(state.obj(), False, old_values, new_values)
+        return EXT_CONTINUE
+    planned = flush.planned.pop(state, None)
+    if planned:
+        values = state.dict
+        changes = {key: (old, values.get(key, _COMPUTED)) for key, old in planned.items()}
+        if not values.keys() >= planned.keys():
+            flush.computed[state] = changes
+        flush.written.append((post_save, state.obj(), False, changes))
+    return EXT_CONTINUE
+
+
+# The new value of a column the database computed (a SQL expression assigned, a
+# SQL ``onupdate``), which SQLAlchemy expired after the UPDATE: fetched after the flush.
+_COMPUTED: Any = object()
 
 
 def _record_row_switch(flush: _Flush, state: InstanceState[Any]) -> None:
     """The program deleted a row and added an object with the same primary key;
-    SQLAlchemy wrote a single UPDATE. Report what the program asked for, as
-    Django would: the delete, then the insert."""
+    SQLAlchemy wrote a single UPDATE (after ``before_insert``, before the object
+    has its identity). Report what the program asked for, as Django would: the
+    delete, then the insert."""
     instance = state.obj()
     key = state.mapper.identity_key_from_instance(instance)
     replaced = flush.session.identity_map.get(key)
     if replaced is not None:
         replaced_state = instance_state(replaced)
-        if replaced_state in flush.announced_deletes and post_delete.is_listened_for(
-            replaced_state.class_
-        ):
+        if replaced_state in flush.announced_deletes and flush.hears(type(replaced)).post_delete:
             origin = flush.announced_deletes[replaced_state]
-            flush.written[replaced_state] = _Deleted(replaced, origin)
-    if post_save.is_listened_for(state.class_):
-        flush.written[state] = _Saved(instance, created=True, old_values={}, new_values={})
+            flush.written.append((post_delete, replaced, origin, None))
+    if flush.hears(state.class_).post_save:
+        flush.written.append((post_save, instance, True, {}))
 
 
-def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> None:
-    flush = _flush_of(state)
-    if flush is not None and post_delete.is_listened_for(state.class_):
+def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
+    flush = _recorder(state)
+    if flush is not None and flush.hears(state.class_).post_delete:
         origin = flush.announced_deletes.get(state, state.obj())
-        flush.written[state] = _Deleted(state.obj(), origin)
+        flush.written.append((post_delete, state.obj(), origin, None))
+    return EXT_CONTINUE
 
 
-def _connection_for(connection: Connection) -> Any:
-    return lambda _mapper: connection
-
-
+# Listened to on a mapper only once a receiver can hear it there: before_insert
+# for pre_save alone, the others for any of the four signals.
+MapperHooks({"before_insert": _before_insert}, signals=[pre_save], raw=True, retval=True)
 MapperHooks(
     {
-        "before_insert": _before_insert,
         "before_update": _before_update,
         "before_delete": _before_delete,
         "after_insert": _after_insert,
@@ -400,6 +472,7 @@ MapperHooks(
     },
     signals=(*_SAVE_SIGNALS, *_DELETE_SIGNALS),
     raw=True,
+    retval=True,
 )
 
 
@@ -407,10 +480,8 @@ MapperHooks(
 
 
 def _current(session: Session, flush_context: UOWTransaction) -> _Flush | None:
-    stack = session.info.get(_FLUSHES)
-    if stack and stack[-1].flush_context is flush_context:
-        return stack[-1]  # type: ignore[no-any-return]
-    return None
+    flush: _Flush | None = session.info.get(_RECORDING)
+    return flush if flush is not None and flush.flush_context is flush_context else None
 
 
 @event.listens_for(Session, "after_flush")
@@ -430,22 +501,29 @@ def _record_post_updates(flush: _Flush) -> None:
     post_save. The one-to-many side writes children that may not have been
     changed at all before the flush: they get no pre_save, since their UPDATE
     is known only once it is written."""
-    for state, columns in post_updated(flush.flush_context):
-        created = flush.announced_saves.get(state)
+    post_updates = post_updated(flush.flush_context)
+    if not post_updates:
+        return
+    saved = {
+        instance_state(instance): (created, changes)
+        for signal, instance, created, changes in flush.written
+        if signal is post_save
+    }
+    for state, columns in post_updates:
+        created, changes = saved.get(state, (False, None))
         if created or state in flush.announced_deletes or state.deleted or state.was_deleted:
             continue  # an INSERT's own post-update, or a row about to go
-        if not post_save.is_listened_for(state.class_):
+        if not flush.hears(state.class_).post_save:
             continue
         keys = post_updated_columns(state, columns)
         if not keys:
             continue
-        saved = flush.written.get(state)
-        if not isinstance(saved, _Saved):
-            saved = flush.written[state] = _Saved(state.obj(), False, {}, {})
+        if changes is None:
+            changes = {}
+            flush.written.append((post_save, state.obj(), False, changes))
         for key in keys:
             history = state.attrs[key].history
-            saved.old_values[key] = history.deleted[0] if history.deleted else None
-            saved.new_values[key] = state.dict.get(key)
+            changes[key] = (history.deleted[0] if history.deleted else None, state.dict.get(key))
 
 
 @event.listens_for(Session, "after_flush_postexec")
@@ -453,35 +531,31 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
     flush = _current(session, flush_context)
     if flush is None:
         return
-    stack = session.info[_FLUSHES]
-    flush.dispatching = True
-    try:
-        _load_generated_values(flush)
-        with _receivers_may_flush(session), values_lent(flush.deleted_values):
-            for written in flush.written.values():
-                if isinstance(written, _Saved):
-                    _send_post_save(flush, written)
-                else:
-                    _send_post_delete(flush, written)
-            flush.collections.send_post()  # association rows are written last
-    finally:
-        del stack[stack.index(flush) :]
+    _stop_recording(session)
+    if flush.computed:
+        _load_computed_values(flush)
+    with _receivers_may_flush(session), values_lent(flush.deleted_values):
+        for signal, instance, detail, changes in flush.written:
+            if signal is post_save:
+                _send_post_save(flush, instance, detail, changes)
+            else:
+                _send_post_delete(flush, instance, detail)
+        flush.collections.send_post()  # association rows are written last
 
 
-def _load_generated_values(flush: _Flush) -> None:
-    """Values the database computed for the UPDATEs (a SQL expression assigned,
-    a SQL ``onupdate``), which SQLAlchemy expired: fetched now for ``changes``,
-    one query per class, before any receiver runs and could change the rows.
-    The instances are left expired, as SQLAlchemy leaves them."""
-    expired = {
-        instance_state(saved.instance): set(saved.old_values) - set(saved.new_values)
-        for saved in flush.written.values()
-        if isinstance(saved, _Saved)
+def _load_computed_values(flush: _Flush) -> None:
+    """The new values of ``_COMPUTED`` columns, for ``changes``: one query per
+    class, before any receiver runs and could change the rows. The instances
+    are left expired, as SQLAlchemy leaves them."""
+    wanted = {
+        state: [key for key, (_, new) in changes.items() if new is _COMPUTED]
+        for state, changes in flush.computed.items()
     }
-    for state, values in fetch_columns(session_connection(flush.session), expired).items():
-        saved = flush.written[state]
-        assert isinstance(saved, _Saved)
-        saved.new_values.update(values)
+    fetched = fetch_columns(session_connection(flush.session), wanted)
+    for state, keys in wanted.items():
+        changes, values = flush.computed[state], fetched.get(state, {})
+        for key in keys:
+            changes[key] = (changes[key][0], values.get(key))
 
 
 @contextmanager
@@ -502,27 +576,26 @@ def _receivers_may_flush(session: Session) -> Iterator[None]:
         session._flushing = flushing
 
 
-def _send_post_save(flush: _Flush, saved: _Saved) -> None:
-    instance = saved.instance
-    changes = {key: (old, saved.new_values.get(key, old)) for key, old in saved.old_values.items()}
+def _send_post_save(
+    flush: _Flush, instance: Any, created: bool, changes: dict[str, tuple[Any, Any]]
+) -> None:
     post_save.send(
         type(instance),
         instance=instance,
-        created=saved.created,
+        created=created,
         raw=flush.raw,
         using=flush.using(instance_state(instance).mapper),
-        update_fields=None if saved.created else frozenset(saved.old_values),
+        update_fields=None if created else frozenset(changes),
         changes=changes,
         session=flush.session,
     )
 
 
-def _send_post_delete(flush: _Flush, deleted: _Deleted) -> None:
-    instance = deleted.instance
+def _send_post_delete(flush: _Flush, instance: Any, origin: Any) -> None:
     post_delete.send(
         type(instance),
         instance=instance,
         using=flush.using(instance_state(instance).mapper),
-        origin=deleted.origin,
+        origin=origin,
         session=flush.session,
     )

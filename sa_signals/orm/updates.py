@@ -21,7 +21,7 @@ what SQLAlchemy compares and writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,12 +42,18 @@ from sa_signals.orm.columns import (
 )
 
 __all__ = [
+    "Fetch",
     "OldValues",
     "columns_to_write",
     "generated_on_update",
+    "nothing_unknown",
     "planned_update",
     "post_updated_columns",
 ]
+
+
+# Fetches the given columns' values of one row, as the database holds them now.
+Fetch = Callable[[list[str]], dict[str, Any]]
 
 
 def _history(state: InstanceState[Any], key: str) -> History:
@@ -112,21 +118,65 @@ def _on_update_columns(mapper: Mapper[Any]) -> tuple[tuple[str, Any], ...]:
     )
 
 
-def planned_update(state: InstanceState[Any], old_values: OldValues) -> dict[str, Any]:
-    """Right before the UPDATE: each column it writes, with its old value (empty
-    when nothing changed, and SQLAlchemy writes nothing)."""
-    changed = _changed_columns(state)
-    if not changed:
+def planned_update(
+    state: InstanceState[Any], fetched: Mapping[str, Any], fetch: Fetch
+) -> dict[str, Any]:
+    """Right before the UPDATE, the columns it writes, each with its old value,
+    decided as SQLAlchemy decides them (``persistence._collect_update_commands``):
+    the columns with a committed value (recorded at their first change) that
+    the column type's ``compare_values()`` does not find equal to the current
+    one, then the generated columns that come with them. Empty when nothing
+    changed, and SQLAlchemy writes nothing. Old values SQLAlchemy does not hold
+    are taken from ``fetched``, or asked of ``fetch`` (with the missing keys)
+    when the flush itself changed a column nobody loaded."""
+    committed = state.committed_state
+    if not committed:
         return {}
-    fetched = old_values.for_changes.get(state, {})
+    mapper = state.mapper
+    comparators = _comparators(mapper)
+    values = state.dict
     planned = {}
-    for key in column_keys(state.mapper):  # in the mapper's column order
-        if key in changed:
-            history = _history(state, key)
-            planned[key] = history.deleted[0] if history.deleted else fetched.get(key)
-    for key in generated_on_update(state.mapper, changed):
-        planned[key] = state.dict[key] if key in state.dict else fetched.get(key)
+    unknown = []
+    for key, old in committed.items():
+        is_equal = comparators.get(key)
+        if is_equal is None:  # a relationship, or a column of no table written
+            continue
+        if key in values and is_equal(values[key], old) is True:
+            continue
+        planned[key] = old
+        if old is NO_VALUE:  # assigned while expired or unloaded
+            unknown.append(key)
+    if not planned:
+        return planned
+    if len(planned) > 1:  # in the mapper's column order, as every report is
+        planned = {key: planned[key] for key in column_keys(mapper) if key in planned}
+    if _generates_on_update(mapper):
+        for key in generated_on_update(mapper, set(planned)):
+            planned[key] = values.get(key, NO_VALUE)
+            if key not in values:
+                unknown.append(key)
+    if unknown:
+        missing = [key for key in unknown if key not in fetched]
+        if missing:
+            fetched = {**fetched, **fetch(missing)}
+        for key in unknown:
+            planned[key] = fetched.get(key)
     return planned
+
+
+@per_mapper
+def _comparators(mapper: Mapper[Any]) -> dict[str, Callable[[Any, Any], Any]]:
+    """For each column attribute of the tables written, the comparison
+    SQLAlchemy's attribute uses (its first column type's ``compare_values``)."""
+    return {
+        key: mapper.column_attrs[key].columns[0].type.compare_values for key in column_keys(mapper)
+    }
+
+
+@per_mapper
+def _generates_on_update(mapper: Mapper[Any]) -> bool:
+    version_keys, _ = _version_counter(mapper)
+    return bool(version_keys or _on_update_columns(mapper))
 
 
 # -- many-to-one relationships and their foreign keys -------------------------------------
@@ -202,7 +252,7 @@ def post_updated_columns(state: InstanceState[Any], columns: Iterable[Any]) -> s
 # -- fetching what is not known -------------------------------------------------------------
 
 
-def _nothing_unknown(state: InstanceState[Any]) -> bool:
+def nothing_unknown(state: InstanceState[Any]) -> bool:
     """Every column loaded, and every changed one with its old value: the usual
     case (objects loaded, then changed), where there is nothing to fetch."""
     if state.expired_attributes:
@@ -236,7 +286,7 @@ class OldValues:
             return
         wanted = {}
         for state in states:
-            if state.key is None or _nothing_unknown(state):
+            if state.key is None or nothing_unknown(state):
                 continue
             unknown = {k for k, v in state.committed_state.items() if v is NO_VALUE}
             unloaded = {key for key in columns_to_write(state) if key not in state.dict}
