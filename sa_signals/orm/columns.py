@@ -155,10 +155,15 @@ def fetch_unloaded_columns(
 ) -> dict[InstanceState[Any], dict[str, Any]]:
     """The values of the column attributes persistent instances lack, fetched
     beside them: the instances stay as SQLAlchemy keeps them (see ``values_lent``)."""
-    wanted = {
-        state: [key for key in column_keys(state.mapper) if key not in state.dict]
-        for state in states
-    }
+    wanted = {}
+    columns: dict[Mapper[Any], frozenset[str]] = {}  # asked per object: per mapper, once
+    for state in states:
+        mapper = state.mapper
+        if mapper not in columns:
+            columns[mapper] = column_key_set(mapper)
+        missing = columns[mapper].difference(state.dict)
+        if missing:
+            wanted[state] = missing
     return fetch_columns(connection_for, wanted)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals.orm.columns import per_mapper
 
-__all__ = ["delete_orphans", "is_orphan", "origins"]
+__all__ = ["cascade_origins", "delete_orphans", "is_orphan"]
 
 
 def is_orphan(state: InstanceState[Any]) -> bool:
@@ -46,8 +46,12 @@ def delete_orphans(session: Session) -> None:
     would delete as orphans."""
     marked = set(map(instance_state, session.deleted))
     orphans: dict[InstanceState[Any], None] = {}
+    involved: dict[Mapper[Any], bool] = {}  # asked per object: per mapper, once
     for state in map(instance_state, session.dirty):
-        if not _involved_in_orphans(state.mapper):
+        mapper = state.mapper
+        if mapper not in involved:
+            involved[mapper] = _involved_in_orphans(mapper)
+        if not involved[mapper]:
             continue
         if state.has_identity and is_orphan(state):
             orphans[state] = None  # its own link was cut (child.parent = None)
@@ -71,12 +75,17 @@ def delete_orphans(session: Session) -> None:
         session.delete(orphan.obj())
 
 
-def origins(session: Session) -> dict[InstanceState[Any], Any]:
-    """Map each object marked for deletion to the object its deletion started from."""
-    marked = list(map(instance_state, session.deleted))
+def cascade_origins(session: Session) -> dict[InstanceState[Any], Any]:
+    """Map each object marked for deletion that another one's delete cascade
+    reaches to the object its deletion started from; any other object marked
+    for deletion is its own origin."""
     reached_by: dict[InstanceState[Any], InstanceState[Any]] = {}
-    for head in marked:
-        if not _cascades_deletes(head.mapper):
+    cascading: dict[Mapper[Any], bool] = {}  # asked per object: per mapper, once
+    for head in map(instance_state, session.deleted):
+        mapper = head.mapper
+        if mapper not in cascading:
+            cascading[mapper] = _cascades_deletes(mapper)
+        if not cascading[mapper]:
             continue
         for _, _, state, _ in head.mapper.cascade_iterator("delete", head):
             reached_by.setdefault(state, head)
@@ -88,7 +97,7 @@ def origins(session: Session) -> dict[InstanceState[Any], Any]:
             seen.add(state)
         return state
 
-    return {state: origin(state).obj() for state in marked}
+    return {state: origin(state).obj() for state in reached_by}
 
 
 @per_mapper

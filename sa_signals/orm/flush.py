@@ -57,14 +57,13 @@ from sa_signals.orm.columns import (
     session_connection,
     values_lent,
 )
-from sa_signals.orm.deletes import delete_orphans, is_orphan, origins
+from sa_signals.orm.deletes import cascade_origins, delete_orphans, is_orphan
 from sa_signals.orm.hooks import MapperHooks
 from sa_signals.orm.internals import post_updated
 from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
     columns_to_write,
-    nothing_unknown,
     planned_update,
     post_updated_columns,
 )
@@ -100,18 +99,30 @@ class _Heard(NamedTuple):
 _Written = tuple[Any, Any, Any, Any]
 
 
-@dataclass(eq=False)
-class _Binds:
+class _HeardByClass(dict[type, _Heard]):
+    """``_Heard`` by class, worked out on first lookup: asked per object, the
+    lookup is a plain dict lookup."""
+
+    def __missing__(self, cls: type) -> _Heard:
+        heard = self[cls] = _Heard(
+            pre_save.is_listened_for(cls),
+            post_save.is_listened_for(cls),
+            pre_delete.is_listened_for(cls),
+            post_delete.is_listened_for(cls),
+        )
+        return heard
+
+
+class _Binds(dict[Mapper[Any], Any]):
     """The bind each mapper's rows are written through, as Django's ``using``;
-    asked of the session once per mapper and flush, when first sent."""
+    asked of the session on first lookup, once per mapper and flush."""
 
-    session: Session
-    _by_mapper: dict[Mapper[Any], Any] = field(default_factory=dict)
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
 
-    def __call__(self, mapper: Mapper[Any]) -> Any:
-        bind = self._by_mapper.get(mapper)
-        if bind is None:
-            bind = self._by_mapper[mapper] = self.session.get_bind(mapper)
+    def __missing__(self, mapper: Mapper[Any]) -> Any:
+        bind = self[mapper] = self.session.get_bind(mapper)
         return bind
 
 
@@ -122,7 +133,7 @@ class _Flush:
     session: Session
     flush_context: UOWTransaction
     raw: bool
-    heard: dict[type, _Heard] = field(default_factory=dict)
+    heard: _HeardByClass = field(default_factory=_HeardByClass)
     # state -> created, for every instance pre_save was sent for (or considered)
     announced_saves: dict[InstanceState[Any], bool] = field(default_factory=dict)
     # state -> origin, for every instance announced for deletion
@@ -130,6 +141,9 @@ class _Flush:
     # the old values of the columns each UPDATE writes, from before_ to after_update
     planned: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     old_values: OldValues = field(default_factory=OldValues)
+    resolved: set[Mapper[Any]] = field(
+        default_factory=set
+    )  # base mappers old values were fetched for
     written: list[_Written] = field(default_factory=list)
     # the changes of UPDATEs whose new values the database computed (see _COMPUTED)
     computed: dict[InstanceState[Any], dict[str, tuple[Any, Any]]] = field(default_factory=dict)
@@ -144,20 +158,11 @@ class _Flush:
         # record, and every instance it wrote, alive until the garbage collector
         # runs, where plain SQLAlchemy lets them go as soon as the flush is done.
         self.using = _Binds(self.session)
-        self.collections = CollectionChanges(self.session, self.using)
-
-    def hears(self, cls: type) -> _Heard:
-        heard = self.heard.get(cls)
-        if heard is None:
-            heard = self.heard[cls] = _Heard(
-                pre_save.is_listened_for(cls),
-                post_save.is_listened_for(cls),
-                pre_delete.is_listened_for(cls),
-                post_delete.is_listened_for(cls),
-            )
-        return heard
+        self.collections = CollectionChanges(self.session, self.using.__getitem__)
 
     def raise_failure(self) -> None:
+        """Raise the kept pre_* failure, once (callers check ``failure`` first:
+        it is asked per object)."""
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
@@ -219,7 +224,6 @@ def _before_flush(
     only = None if instances is None else {instance_state(i) for i in instances}
     try:
         _announce(flush, only)
-        _resolve_old_values(flush, only)
     except Exception as error:
         flush.failure = error  # raised from inside the flush: see the module docstring
 
@@ -241,7 +245,9 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
         for state, created in to_save:
             _send_pre_save(flush, state, created)
         for state, origin in to_delete:
-            _send_pre_delete(flush, state, origin)
+            flush.announced_deletes[state] = origin  # for post_delete too
+            if flush.heard[state.class_].pre_delete:
+                _send_pre_delete(flush, state, origin)
         collections = flush.collections.announce(only)
         if not (to_save or to_delete or collections):
             break
@@ -258,7 +264,7 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
     flush.deleted_values.update(
         fetch_unloaded_columns(
             session_connection(session),
-            [s for s in flush.announced_deletes if flush.hears(s.class_).post_delete],
+            [s for s in flush.announced_deletes if flush.heard[s.class_].post_delete],
         )
     )
 
@@ -271,14 +277,14 @@ def _saves_to_announce(
     new = [
         state
         for state in map(instance_state, session.new)
-        if flush.hears(state.class_).pre_save
+        if flush.heard[state.class_].pre_save
         and state not in flush.announced_saves
         and (only is None or state in only)
     ]
     updated = [
         state
         for state in map(instance_state, session.dirty)
-        if flush.hears(state.class_).pre_save
+        if flush.heard[state.class_].pre_save
         and state not in flush.announced_saves
         and (only is None or state in only)
         and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
@@ -290,38 +296,20 @@ def _saves_to_announce(
 def _deletes_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], Any]]:
-    deleted = [
-        state
-        for state in map(instance_state, flush.session.deleted)
-        if state not in flush.announced_deletes
-        and (only is None or state in only)
-        and _hears_deletes(flush.hears(state.class_))
-    ]
+    """The objects not announced yet for deletion, with their origin."""
+    deleted = []
+    for state in map(instance_state, flush.session.deleted):
+        heard = flush.heard[state.class_]
+        if (
+            (heard.pre_delete or heard.post_delete)
+            and state not in flush.announced_deletes
+            and (only is None or state in only)
+        ):
+            deleted.append(state)
     if not deleted:
         return []
-    origin_of = origins(flush.session)
-    return [(state, origin_of[state]) for state in deleted]
-
-
-def _hears_deletes(heard: _Heard) -> bool:
-    return heard.pre_delete or heard.post_delete
-
-
-def _resolve_old_values(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
-    """Fetch, one query per class, the old values of the columns about to be
-    updated that SQLAlchemy does not hold (see ``sa_signals.orm.updates``), for
-    the objects whose post_save will report them."""
-    if not post_save.receivers:
-        return
-    unknown = [
-        state
-        for state in map(instance_state, flush.session.dirty)
-        if flush.hears(state.class_).post_save
-        and (only is None or state in only)
-        and not nothing_unknown(state)
-        and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
-    ]
-    flush.old_values.resolve(session_connection(flush.session), unknown, with_changes=True)
+    reached = cascade_origins(flush.session)
+    return [(state, reached[state] if state in reached else state.obj()) for state in deleted]
 
 
 def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> None:
@@ -330,22 +318,20 @@ def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> N
         state.class_,
         instance=state.obj(),
         raw=flush.raw,
-        using=flush.using(state.mapper),
+        using=flush.using[state.mapper],
         update_fields=None if created else frozenset(columns_to_write(state)),
         session=flush.session,
     )
 
 
 def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> None:
-    flush.announced_deletes[state] = origin
-    if flush.hears(state.class_).pre_delete:
-        pre_delete.send(
-            state.class_,
-            instance=state.obj(),
-            using=flush.using(state.mapper),
-            origin=origin,
-            session=flush.session,
-        )
+    pre_delete.send(
+        state.class_,
+        instance=state.obj(),
+        using=flush.using[state.mapper],
+        origin=origin,
+        session=flush.session,
+    )
 
 
 # -- inside the flush: mapper events -------------------------------------------------------
@@ -358,8 +344,9 @@ def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceS
     before_flush listener, say) is announced here."""
     flush = _recorder(state)
     if flush is not None:
-        flush.raise_failure()
-        if state not in flush.announced_saves and flush.hears(state.class_).pre_save:
+        if flush.failure is not None:
+            flush.raise_failure()
+        if state not in flush.announced_saves and flush.heard[state.class_].pre_save:
             _send_pre_save(flush, state, created=True)
     return EXT_CONTINUE
 
@@ -368,37 +355,60 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
     flush = _recorder(state)
     if flush is None:
         return EXT_CONTINUE
-    flush.raise_failure()
-    heard = flush.hears(state.class_)
+    if flush.failure is not None:
+        flush.raise_failure()
+    heard = flush.heard[state.class_]
     if heard.pre_save and state not in flush.announced_saves and columns_to_write(state):
         # Written only because of the flush itself (a foreign key copied in).
         _send_pre_save(flush, state, created=False)
     if heard.post_save:
-        fetched = flush.old_values.for_changes.get(state, {})
-        planned = planned_update(state, fetched, _fetcher(connection, state))
+        planned, unknown = planned_update(state, flush.old_values.for_changes.get(state, {}))
+        if unknown:
+            fetched = _fetch_old_values(flush, state, unknown, connection)
+            for key in unknown:
+                planned[key] = fetched.get(key)
         if planned:
             flush.planned[state] = planned
     return EXT_CONTINUE
 
 
-def _fetcher(connection: Connection, state: InstanceState[Any]) -> Any:
-    """What fetches old values of ``state``'s row the flush itself made unknown."""
-
-    def fetch(keys: list[str]) -> dict[str, Any]:
-        return fetch_columns(lambda _mapper: connection, {state: keys}).get(state, {})
-
-    return fetch
+def _fetch_old_values(
+    flush: _Flush, state: InstanceState[Any], keys: list[str], connection: Connection
+) -> dict[str, Any]:
+    """Old values SQLAlchemy does not hold (see ``sa_signals.orm.updates``), for
+    changes only. The first time a class needs them in a flush, they are
+    fetched for every changed object of its hierarchy, one query per class: no
+    row of it has been updated yet (SQLAlchemy runs every ``before_update`` of a
+    batch before its UPDATEs), so the values are still those from before the
+    flush. A value the flush itself made unknown later is fetched alone."""
+    base = state.mapper.base_mapper
+    if base not in flush.resolved:
+        flush.resolved.add(base)
+        changed = [
+            other
+            for other in map(instance_state, flush.session.dirty)
+            if other.mapper.base_mapper is base and flush.heard[other.class_].post_save
+        ]
+        flush.old_values.resolve(lambda _mapper: connection, changed, with_changes=True)
+    fetched = flush.old_values.for_changes.setdefault(state, {})
+    missing = [key for key in keys if key not in fetched]
+    if missing:
+        fetched.update(fetch_columns(lambda _mapper: connection, {state: missing}).get(state, {}))
+    return fetched
 
 
 def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
     flush = _recorder(state)
     if flush is None:
         return EXT_CONTINUE
-    flush.raise_failure()
+    if flush.failure is not None:
+        flush.raise_failure()
     if state not in flush.announced_deletes:
         # Found by the flush itself (a cascade from a delete-orphan's own children).
-        heard = flush.hears(state.class_)
+        heard = flush.heard[state.class_]
         if heard.pre_delete or heard.post_delete:
+            flush.announced_deletes[state] = state.obj()
+        if heard.pre_delete:
             _send_pre_delete(flush, state, origin=state.obj())
         if heard.post_delete:
             flush.deleted_values.update(fetch_unloaded_columns(lambda _mapper: connection, [state]))
@@ -407,7 +417,7 @@ def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceS
 
 def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
     flush = _recorder(state)
-    if flush is not None and flush.hears(state.class_).post_save:
+    if flush is not None and flush.heard[state.class_].post_save:
         flush.written.append((post_save, state.obj(), True, {}))
     return EXT_CONTINUE
 
@@ -422,7 +432,9 @@ def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceSt
     planned = flush.planned.pop(state, None)
     if planned:
         values = state.dict
-        changes = {key: (old, values.get(key, _COMPUTED)) for key, old in planned.items()}
+        changes = {}
+        for key, old in planned.items():  # a loop: a comprehension is a call per object
+            changes[key] = (old, values.get(key, _COMPUTED))
         if not values.keys() >= planned.keys():
             flush.computed[state] = changes
         flush.written.append((post_save, state.obj(), False, changes))
@@ -444,16 +456,16 @@ def _record_row_switch(flush: _Flush, state: InstanceState[Any]) -> None:
     replaced = flush.session.identity_map.get(key)
     if replaced is not None:
         replaced_state = instance_state(replaced)
-        if replaced_state in flush.announced_deletes and flush.hears(type(replaced)).post_delete:
+        if replaced_state in flush.announced_deletes and flush.heard[type(replaced)].post_delete:
             origin = flush.announced_deletes[replaced_state]
             flush.written.append((post_delete, replaced, origin, None))
-    if flush.hears(state.class_).post_save:
+    if flush.heard[state.class_].post_save:
         flush.written.append((post_save, instance, True, {}))
 
 
 def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
     flush = _recorder(state)
-    if flush is not None and flush.hears(state.class_).post_delete:
+    if flush is not None and flush.heard[state.class_].post_delete:
         origin = flush.announced_deletes.get(state, state.obj())
         flush.written.append((post_delete, state.obj(), origin, None))
     return EXT_CONTINUE
@@ -513,7 +525,7 @@ def _record_post_updates(flush: _Flush) -> None:
         created, changes = saved.get(state, (False, None))
         if created or state in flush.announced_deletes or state.deleted or state.was_deleted:
             continue  # an INSERT's own post-update, or a row about to go
-        if not flush.hears(state.class_).post_save:
+        if not flush.heard[state.class_].post_save:
             continue
         keys = post_updated_columns(state, columns)
         if not keys:
@@ -584,7 +596,7 @@ def _send_post_save(
         instance=instance,
         created=created,
         raw=flush.raw,
-        using=flush.using(instance_state(instance).mapper),
+        using=flush.using[instance_state(instance).mapper],
         update_fields=None if created else frozenset(changes),
         changes=changes,
         session=flush.session,
@@ -595,7 +607,7 @@ def _send_post_delete(flush: _Flush, instance: Any, origin: Any) -> None:
     post_delete.send(
         type(instance),
         instance=instance,
-        using=flush.using(instance_state(instance).mapper),
+        using=flush.using[instance_state(instance).mapper],
         origin=origin,
         session=flush.session,
     )

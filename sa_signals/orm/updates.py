@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Column, inspect
 from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, RelationshipProperty
@@ -42,7 +42,6 @@ from sa_signals.orm.columns import (
 )
 
 __all__ = [
-    "Fetch",
     "OldValues",
     "columns_to_write",
     "generated_on_update",
@@ -50,10 +49,6 @@ __all__ = [
     "planned_update",
     "post_updated_columns",
 ]
-
-
-# Fetches the given columns' values of one row, as the database holds them now.
-Fetch = Callable[[list[str]], dict[str, Any]]
 
 
 def _history(state: InstanceState[Any], key: str) -> History:
@@ -119,64 +114,65 @@ def _on_update_columns(mapper: Mapper[Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def planned_update(
-    state: InstanceState[Any], fetched: Mapping[str, Any], fetch: Fetch
-) -> dict[str, Any]:
+    state: InstanceState[Any], fetched: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """Right before the UPDATE, the columns it writes, each with its old value,
     decided as SQLAlchemy decides them (``persistence._collect_update_commands``):
     the columns with a committed value (recorded at their first change) that
     the column type's ``compare_values()`` does not find equal to the current
     one, then the generated columns that come with them. Empty when nothing
-    changed, and SQLAlchemy writes nothing. Old values SQLAlchemy does not hold
-    are taken from ``fetched``, or asked of ``fetch`` (with the missing keys)
-    when the flush itself changed a column nobody loaded."""
+    changed, and SQLAlchemy writes nothing.
+
+    Old values SQLAlchemy does not hold are taken from ``fetched``; those it has
+    not either are left ``NO_VALUE``, and their keys returned second."""
     committed = state.committed_state
     if not committed:
-        return {}
+        return {}, []
     mapper = state.mapper
-    comparators = _comparators(mapper)
+    columns = _update_columns(mapper)
     values = state.dict
     planned = {}
-    unknown = []
     for key, old in committed.items():
-        is_equal = comparators.get(key)
+        is_equal = columns.comparators.get(key)
         if is_equal is None:  # a relationship, or a column of no table written
             continue
         if key in values and is_equal(values[key], old) is True:
             continue
         planned[key] = old
-        if old is NO_VALUE:  # assigned while expired or unloaded
-            unknown.append(key)
     if not planned:
-        return planned
+        return planned, []
     if len(planned) > 1:  # in the mapper's column order, as every report is
-        planned = {key: planned[key] for key in column_keys(mapper) if key in planned}
-    if _generates_on_update(mapper):
+        planned = {key: planned[key] for key in columns.order if key in planned}
+    if columns.generated:
         for key in generated_on_update(mapper, set(planned)):
             planned[key] = values.get(key, NO_VALUE)
-            if key not in values:
+    unknown = []
+    for key, old in planned.items():
+        if old is NO_VALUE:  # assigned while expired or unloaded, or generated and unloaded
+            if key in fetched:
+                planned[key] = fetched[key]
+            else:
                 unknown.append(key)
-    if unknown:
-        missing = [key for key in unknown if key not in fetched]
-        if missing:
-            fetched = {**fetched, **fetch(missing)}
-        for key in unknown:
-            planned[key] = fetched.get(key)
-    return planned
+    return planned, unknown
+
+
+class _UpdateColumns(NamedTuple):
+    order: tuple[str, ...]  # the column attributes of the tables written, in order
+    comparators: dict[str, Callable[[Any, Any], Any]]  # the equality each one's attribute uses
+    generated: bool  # whether an UPDATE may write columns nobody assigned
 
 
 @per_mapper
-def _comparators(mapper: Mapper[Any]) -> dict[str, Callable[[Any, Any], Any]]:
-    """For each column attribute of the tables written, the comparison
-    SQLAlchemy's attribute uses (its first column type's ``compare_values``)."""
-    return {
-        key: mapper.column_attrs[key].columns[0].type.compare_values for key in column_keys(mapper)
-    }
-
-
-@per_mapper
-def _generates_on_update(mapper: Mapper[Any]) -> bool:
+def _update_columns(mapper: Mapper[Any]) -> _UpdateColumns:
+    """What ``planned_update`` needs of a mapper. The comparison is the one
+    SQLAlchemy gives the attribute: its first column type's ``compare_values``."""
+    order = column_keys(mapper)
     version_keys, _ = _version_counter(mapper)
-    return bool(version_keys or _on_update_columns(mapper))
+    return _UpdateColumns(
+        order,
+        {key: mapper.column_attrs[key].columns[0].type.compare_values for key in order},
+        bool(version_keys or _on_update_columns(mapper)),
+    )
 
 
 # -- many-to-one relationships and their foreign keys -------------------------------------
