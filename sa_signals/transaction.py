@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy import inspect as inspect_instance
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import InstanceState, Session, SessionTransaction
+from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
+from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals._await import run_to_completion
 from sa_signals.dispatch import describe
@@ -53,6 +53,7 @@ from sa_signals.orm.columns import (
     column_key_set,
     fetch_unloaded_columns,
     lent_values,
+    per_mapper,
     session_connection,
     values_lent,
 )
@@ -71,11 +72,17 @@ class Callback:
 
     func: Callable[[], Any]
     robust: bool
-    name: str
+    named_after: Any  # what its messages name it by: the function, or the receiver
     instance: Any = None  # a deferred receiver's instance, whose values it will read
     # values of the instance it lacked when deferred: fetched, or lent (values_lent)
     values: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"  # then "ran" or "dropped"
+
+    @property
+    def name(self) -> str:
+        """Its name in messages, worked out only for one (one callback is made
+        per object a deferred receiver hears)."""
+        return describe(self.named_after)
 
     def run(self) -> None:
         self.status = "ran"
@@ -148,7 +155,7 @@ def on_commit(func: Callable[[], Any], session: AnySession, *, robust: bool = Fa
     """
     if not callable(func):
         raise TypeError(f"on_commit() needs a callable; {func!r} is not.")
-    _register(sync_session_of(session), Callback(func, robust, describe(func)))
+    _register(sync_session_of(session), Callback(func, robust, func))
 
 
 def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -164,15 +171,16 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     instance = kwargs.get("instance")
     values: dict[str, Any] = {}
     if instance is not None:
-        state = inspect_instance(instance)
+        state = instance_state(instance)
         values = lent_values(state)  # a deleted row's, lent to its post_delete receivers
-        if state.persistent:  # a value the database generated, not fetched: fetch it now
+        if state.persistent and not column_key_set(state.mapper) <= state.dict.keys():
+            # A value the database generated, not fetched: fetch it now.
             connection_for = session_connection(session)
             values.update(fetch_unloaded_columns(connection_for, [state]).get(state, {}))
     callback = Callback(
         functools.partial(receiver, **kwargs),
         robust=True,
-        name=describe(receiver),
+        named_after=receiver,
         instance=instance,
         values=values,
     )
@@ -286,16 +294,28 @@ def _snapshot(callbacks: list[Callback]) -> dict[InstanceState[Any], dict[str, A
     for callback in callbacks:
         if callback.instance is None:
             continue
-        state = inspect_instance(callback.instance)
-        snapshot = snapshots.setdefault(state, {})
+        state = instance_state(callback.instance)
+        snapshot = snapshots.get(state)
+        if snapshot is None:
+            snapshot = snapshots[state] = {}
         snapshot.update(callback.values)  # a later deferral saw later values
-        columns = column_key_set(state.mapper)
-        for relationship in state.mapper.relationships:
-            value = state.dict.get(relationship.key)
+        values = state.dict
+        columns, collections = _kept_keys(state.mapper)
+        for key in collections.intersection(values):
+            value = values[key]
             if isinstance(value, list | set):  # keyed (dict) collections are not kept
-                snapshot[relationship.key] = list(value)
-        snapshot.update({key: value for key, value in state.dict.items() if key in columns})
+                snapshot[key] = list(value)
+        for key in columns.intersection(values):
+            snapshot[key] = values[key]
     return snapshots
+
+
+@per_mapper
+def _kept_keys(mapper: Mapper[Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The keys ``_snapshot`` keeps: the columns, and the relationships whose
+    value may be a collection."""
+    collections = frozenset(r.key for r in mapper.relationships if r.uselist)
+    return column_key_set(mapper), collections
 
 
 # -- sessions joined to an outer connection-level transaction --------------------------------

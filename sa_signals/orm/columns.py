@@ -167,8 +167,9 @@ def fetch_unloaded_columns(
     return fetch_columns(connection_for, wanted)
 
 
-# Values lent to instances now, for their receivers (see values_lent).
-_lent: weakref.WeakKeyDictionary[InstanceState[Any], dict[str, Any]] = weakref.WeakKeyDictionary()
+# Values lent to instances now, for their receivers (see values_lent). A plain
+# dict: values_lent always takes its entries back.
+_lent: dict[InstanceState[Any], dict[str, Any]] = {}
 
 
 @contextmanager
@@ -182,9 +183,9 @@ def values_lent(values: Mapping[InstanceState[Any], Mapping[str, Any]]) -> Itera
     for state, state_values in values.items():
         if state.obj() is None:
             continue
-        missing = {key: value for key, value in state_values.items() if key not in state.dict}
-        taken_back.append((state, lend_values(state, missing)))
-        _lent[state] = missing
+        lent, take_back = lend_values(state, state_values)
+        taken_back.append((state, take_back))
+        _lent[state] = lent
     try:
         yield
     finally:
@@ -195,4 +196,6 @@ def values_lent(values: Mapping[InstanceState[Any], Mapping[str, Any]]) -> Itera
 
 def lent_values(state: InstanceState[Any]) -> dict[str, Any]:
     """The values ``values_lent`` has put into ``state``'s instance, now."""
+    if not _lent:
+        return {}
     return dict(_lent.get(state, {}))

@@ -59,27 +59,45 @@ def runs_as_orm(statement: Update | Delete) -> bool:
     return "parententity" in statement.table._annotations
 
 
-def lend_values(state: InstanceState[Any], values: Mapping[str, Any]) -> Callable[[], None]:
-    """Put column ``values`` into the instance of ``state`` as if loaded, and
-    return what takes them back, leaving the state exactly as it was: unloaded
-    or expired again, ``state.expired`` as before, the loaders it had, and no
-    ``expire`` event (``Session.expire()`` would fire one, and would count as
-    an expiry of the program's). SQLAlchemy has no public way to lend values:
-    this restores the private bookkeeping ``set_committed_value()`` changes.
-    A value something changed meanwhile is left where it is."""
-    keys = [key for key in values if key not in state.dict]
+def lend_values(
+    state: InstanceState[Any], values: Mapping[str, Any]
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Put the ``values`` of attributes the instance of ``state`` lacks into it
+    as if loaded; return them, and what takes them back, leaving the state
+    exactly as it was: unloaded or expired again, ``state.expired`` as before,
+    the loaders it had, and no ``expire`` event (``Session.expire()`` would fire
+    one, and would count as an expiry of the program's). A value something
+    changed meanwhile is left where it is.
+
+    SQLAlchemy has no public way to lend values. Columns are put in with
+    ``InstanceState._commit()``, what ``set_committed_value()`` does for each
+    column, once for all of them (a deferred receiver's instance has every
+    column lent after the commit); collections, which the private
+    ``ClassManager._collection_impl_keys`` names, with ``set_committed_value()``,
+    which builds the collection. Taking back restores the private bookkeeping
+    both change."""
+    current = state.dict
+    lent = {key: value for key, value in values.items() if key not in current}
+    if not lent:
+        return lent, _nothing_to_take_back
     fully_expired = state.expired
-    were_expired = state.expired_attributes.intersection(keys)
-    loaders = {key: state.callables[key] for key in keys if key in state.callables}
-    instance = state.obj()
-    for key in keys:
-        set_committed_value(instance, key, values[key])
-    lent = {key: state.dict[key] for key in keys}
+    were_expired = state.expired_attributes.intersection(lent)
+    callables = state.callables
+    loaders = {key: callables[key] for key in lent if key in callables} if callables else {}
+    collections = state.manager._collection_impl_keys.intersection(lent)
+    columns = {k: v for k, v in lent.items() if k not in collections} if collections else lent
+    current.update(columns)
+    state._commit(current, columns)
+    put = dict(lent)  # what is in the instance now: a collection is built from its value
+    for key in collections:
+        set_committed_value(state.obj(), key, lent[key])
+        put[key] = current[key]
 
     def take_back() -> None:
-        for key, value in lent.items():
-            if state.dict.get(key) is value and key not in state.committed_state:
-                del state.dict[key]
+        current = state.dict
+        for key, value in put.items():
+            if current.get(key) is value and key not in state.committed_state:
+                del current[key]
             elif state.committed_state.get(key, NO_VALUE) is value:
                 # Assigned meanwhile: SQLAlchemy, which never had the value,
                 # must compare against nothing, as it would have.
@@ -89,7 +107,11 @@ def lend_values(state: InstanceState[Any], values: Mapping[str, Any]) -> Callabl
             state.callables.update(loaders)
         state.expired = fully_expired
 
-    return take_back
+    return lent, take_back
+
+
+def _nothing_to_take_back() -> None:
+    pass
 
 
 def loader_options(statement: Any) -> tuple[Any, ...]:
