@@ -27,8 +27,8 @@ kept and raised again from inside the flush (its first mapper event, at the
 latest ``after_flush``), where SQLAlchemy's own handling applies.
 
 Every step runs once per object, and only for what a receiver listens to: a
-class with only ``post_save`` receivers pays for one mapper event per inserted
-object, and is never looked at before the flush.
+class with only ``post_save`` receivers needs nothing before the flush, and
+pays for one mapper event per inserted object, two per updated one.
 """
 
 from __future__ import annotations
