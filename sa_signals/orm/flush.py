@@ -242,14 +242,23 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
             delete_orphans(session)
         to_save = _saves_to_announce(flush, only) if saves else []
         to_delete = _deletes_to_announce(flush, only) if deletes else []
+        saved = False
         for state, created in to_save:
-            _send_pre_save(flush, state, created)
+            if created:
+                _send_pre_save(flush, state, update_fields=None)
+                saved = True
+                continue
+            # Worked out as it is sent: an earlier receiver may have changed it.
+            columns = columns_to_write(state)
+            if columns:
+                _send_pre_save(flush, state, frozenset(columns))
+                saved = True
         for state, origin in to_delete:
             flush.announced_deletes[state] = origin  # for post_delete too
             if flush.heard[state.class_].pre_delete:
                 _send_pre_delete(flush, state, origin)
         collections = flush.collections.announce(only)
-        if not (to_save or to_delete or collections):
+        if not (saved or to_delete or collections):
             break
         if not (pre_save.receivers or pre_delete.receivers or collections):
             break  # no receiver ran that could have changed anything
@@ -272,7 +281,8 @@ def _announce(flush: _Flush, only: set[InstanceState[Any]] | None) -> None:
 def _saves_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], bool]]:
-    """The objects whose pre_save is still due, with ``created``."""
+    """The objects whose pre_save may still be due, with ``created``: the new
+    ones, and the changed ones (an UPDATE needs a change SQLAlchemy recorded)."""
     session = flush.session
     new = [
         state
@@ -281,16 +291,16 @@ def _saves_to_announce(
         and state not in flush.announced_saves
         and (only is None or state in only)
     ]
-    updated = [
+    changed = [
         state
         for state in map(instance_state, session.dirty)
         if flush.heard[state.class_].pre_save
+        and state.committed_state
         and state not in flush.announced_saves
         and (only is None or state in only)
         and not (state.has_identity and is_orphan(state))  # to be deleted, not saved
-        and columns_to_write(state)
     ]
-    return [(state, True) for state in new] + [(state, False) for state in updated]
+    return [(state, True) for state in new] + [(state, False) for state in changed]
 
 
 def _deletes_to_announce(
@@ -312,14 +322,17 @@ def _deletes_to_announce(
     return [(state, reached[state] if state in reached else state.obj()) for state in deleted]
 
 
-def _send_pre_save(flush: _Flush, state: InstanceState[Any], created: bool) -> None:
-    flush.announced_saves[state] = created
+def _send_pre_save(
+    flush: _Flush, state: InstanceState[Any], update_fields: frozenset[str] | None
+) -> None:
+    """``update_fields`` is ``None`` for an INSERT."""
+    flush.announced_saves[state] = update_fields is None
     pre_save.send(
         state.class_,
         instance=state.obj(),
         raw=flush.raw,
         using=flush.using[state.mapper],
-        update_fields=None if created else frozenset(columns_to_write(state)),
+        update_fields=update_fields,
         session=flush.session,
     )
 
@@ -347,7 +360,7 @@ def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceS
         if flush.failure is not None:
             flush.raise_failure()
         if state not in flush.announced_saves and flush.heard[state.class_].pre_save:
-            _send_pre_save(flush, state, created=True)
+            _send_pre_save(flush, state, update_fields=None)
     return EXT_CONTINUE
 
 
@@ -358,9 +371,10 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
     if flush.failure is not None:
         flush.raise_failure()
     heard = flush.heard[state.class_]
-    if heard.pre_save and state not in flush.announced_saves and columns_to_write(state):
-        # Written only because of the flush itself (a foreign key copied in).
-        _send_pre_save(flush, state, created=False)
+    if heard.pre_save and state not in flush.announced_saves:
+        columns = columns_to_write(state)
+        if columns:  # written only because of the flush itself (a foreign key copied in)
+            _send_pre_save(flush, state, frozenset(columns))
     if heard.post_save:
         planned, unknown = planned_update(state, flush.old_values.for_changes.get(state, {}))
         if unknown:
