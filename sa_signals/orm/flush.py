@@ -178,6 +178,8 @@ _recording: dict[int, weakref.ref[_Flush]] = {}
 
 
 def _recorder(state: InstanceState[Any]) -> _Flush | None:
+    """The flush recording ``state``'s session, if any (inlined by the update
+    listeners, which run for every object updated)."""
     reference = _recording.get(state.session_id)  # type: ignore[arg-type]
     return None if reference is None else reference()
 
@@ -221,9 +223,9 @@ def _before_flush(
         return
     flush = _Flush(session, flush_context, raw=is_raw(session))
     _start_recording(flush)
-    only = None if instances is None else {instance_state(i) for i in instances}
     try:
-        _announce(flush, only)
+        # An instance that is not mapped is SQLAlchemy's to refuse, with its own error.
+        _announce(flush, None if instances is None else {instance_state(i) for i in instances})
     except Exception as error:
         flush.failure = error  # raised from inside the flush: see the module docstring
 
@@ -365,7 +367,8 @@ def _before_insert(mapper: Mapper[Any], connection: Connection, state: InstanceS
 
 
 def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
-    flush = _recorder(state)
+    reference = _recording.get(state.session_id)  # type: ignore[arg-type]
+    flush = None if reference is None else reference()
     if flush is None:
         return EXT_CONTINUE
     if flush.failure is not None:
@@ -437,7 +440,8 @@ def _after_insert(mapper: Mapper[Any], connection: Connection, state: InstanceSt
 
 
 def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
-    flush = _recorder(state)
+    reference = _recording.get(state.session_id)  # type: ignore[arg-type]
+    flush = None if reference is None else reference()
     if flush is None:
         return EXT_CONTINUE
     if state.key is None:
@@ -560,12 +564,29 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
     _stop_recording(session)
     if flush.computed:
         _load_computed_values(flush)
+    raw, using = flush.raw, flush.using
     with _receivers_may_flush(session), values_lent(flush.deleted_values):
+        # One send per row written, written out here: a helper would be a call per object.
         for signal, instance, detail, changes in flush.written:
             if signal is post_save:
-                _send_post_save(flush, instance, detail, changes)
+                post_save.send(
+                    type(instance),
+                    instance=instance,
+                    created=detail,
+                    raw=raw,
+                    using=using[instance_state(instance).mapper],
+                    update_fields=None if detail else frozenset(changes),
+                    changes=changes,
+                    session=session,
+                )
             else:
-                _send_post_delete(flush, instance, detail)
+                post_delete.send(
+                    type(instance),
+                    instance=instance,
+                    using=using[instance_state(instance).mapper],
+                    origin=detail,
+                    session=session,
+                )
         flush.collections.send_post()  # association rows are written last
 
 
@@ -600,28 +621,3 @@ def _receivers_may_flush(session: Session) -> Iterator[None]:
         yield
     finally:
         session._flushing = flushing
-
-
-def _send_post_save(
-    flush: _Flush, instance: Any, created: bool, changes: dict[str, tuple[Any, Any]]
-) -> None:
-    post_save.send(
-        type(instance),
-        instance=instance,
-        created=created,
-        raw=flush.raw,
-        using=flush.using[instance_state(instance).mapper],
-        update_fields=None if created else frozenset(changes),
-        changes=changes,
-        session=flush.session,
-    )
-
-
-def _send_post_delete(flush: _Flush, instance: Any, origin: Any) -> None:
-    post_delete.send(
-        type(instance),
-        instance=instance,
-        using=flush.using[instance_state(instance).mapper],
-        origin=origin,
-        session=flush.session,
-    )

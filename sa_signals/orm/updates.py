@@ -21,6 +21,7 @@ what SQLAlchemy compares and writes.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sqlalchemy.orm.attributes import History
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.orm.interfaces import MANYTOONE
+from sqlalchemy.types import TypeEngine
 
 from sa_signals.orm.columns import (
     ConnectionFor,
@@ -170,9 +172,17 @@ def _update_columns(mapper: Mapper[Any]) -> _UpdateColumns:
     version_keys, _ = _version_counter(mapper)
     return _UpdateColumns(
         order,
-        {key: mapper.column_attrs[key].columns[0].type.compare_values for key in order},
+        {key: _equality(mapper.column_attrs[key].columns[0].type) for key in order},
         bool(version_keys or _on_update_columns(mapper)),
     )
+
+
+def _equality(column_type: TypeEngine[Any]) -> Callable[[Any, Any], Any]:
+    """The type's ``compare_values``; where it is TypeEngine's own ``x == y``,
+    ``operator.eq``, which says the same without a Python call per object."""
+    if type(column_type).compare_values is TypeEngine.compare_values:
+        return operator.eq
+    return column_type.compare_values
 
 
 # -- many-to-one relationships and their foreign keys -------------------------------------
