@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import UnmappedInstanceError
 
 from sa_signals import ModelSignal, post_delete, post_save, pre_save
 from sa_signals.testing import capture
@@ -535,3 +536,14 @@ def test_a_delete_and_an_add_of_the_same_key_are_reported_as_the_program_asked(
     session.commit()  # SQLAlchemy writes one UPDATE: a "row switch"
 
     assert heard == [("post_delete", old, None), ("post_save", new, True)]
+
+
+@pytest.mark.filterwarnings("ignore:The `objects` parameter:sqlalchemy.exc.SADeprecationWarning")
+def test_flushing_an_object_that_is_not_mapped_raises_sqlalchemys_own_error(
+    session: Session, listen: Listen
+) -> None:
+    listen(pre_save, sender=Order)
+    listen(post_save)
+    session.add(Order(reference="pending"))  # something to flush, or SQLAlchemy looks no further
+    with pytest.raises(UnmappedInstanceError):
+        session.flush([object()])
