@@ -48,8 +48,9 @@ from sqlalchemy.orm import (
     Session,
     SessionTransaction,
     UOWTransaction,
+    class_mapper,
 )
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 from sa_signals.orm.columns import (
     fetch_columns,
@@ -63,9 +64,11 @@ from sa_signals.orm.internals import post_updated
 from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
+    UpdateColumns,
     columns_to_write,
     planned_update,
     post_updated_columns,
+    update_columns,
 )
 from sa_signals.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from sa_signals.switches import is_raw, signals_enabled
@@ -82,13 +85,14 @@ _MAX_ROUNDS = 100
 
 
 class _Heard(NamedTuple):
-    """Which signals have receivers for one class; asked per object, worked out
-    once per class and flush."""
+    """Which signals have receivers for one class, and what its UPDATEs are
+    decided from; asked per object, worked out once per class and flush."""
 
     pre_save: bool
     post_save: bool
     pre_delete: bool
     post_delete: bool
+    update_columns: UpdateColumns
 
 
 # What the flush wrote, in the order it was written, for the post_* signals:
@@ -109,6 +113,7 @@ class _HeardByClass(dict[type, _Heard]):
             post_save.is_listened_for(cls),
             pre_delete.is_listened_for(cls),
             post_delete.is_listened_for(cls),
+            update_columns(class_mapper(cls)),
         )
         return heard
 
@@ -379,7 +384,8 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
         if columns:  # written only because of the flush itself (a foreign key copied in)
             _send_pre_save(flush, state, frozenset(columns))
     if heard.post_save:
-        planned, unknown = planned_update(state, flush.old_values.for_changes.get(state, {}))
+        fetched = flush.old_values.for_changes.get(state, {})
+        planned, unknown = planned_update(state, heard.update_columns, fetched)
         if unknown:
             fetched = _fetch_old_values(flush, state, unknown, connection)
             for key in unknown:
@@ -449,13 +455,14 @@ def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceSt
         return EXT_CONTINUE
     planned = flush.planned.pop(state, None)
     if planned:
-        values = state.dict
+        instance = state.obj()
+        values = instance_dict(instance)
         changes = {}
         for key, old in planned.items():  # a loop: a comprehension is a call per object
             changes[key] = (old, values.get(key, _COMPUTED))
         if not values.keys() >= planned.keys():
             flush.computed[state] = changes
-        flush.written.append((post_save, state.obj(), False, changes))
+        flush.written.append((post_save, instance, False, changes))
     return EXT_CONTINUE
 
 

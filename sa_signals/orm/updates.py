@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Column, inspect
 from sqlalchemy.orm import NO_VALUE, InstanceState, Mapper, RelationshipProperty
-from sqlalchemy.orm.attributes import History
+from sqlalchemy.orm.attributes import History, instance_dict
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.orm.interfaces import MANYTOONE
@@ -45,11 +45,13 @@ from sa_signals.orm.columns import (
 
 __all__ = [
     "OldValues",
+    "UpdateColumns",
     "columns_to_write",
     "generated_on_update",
     "nothing_unknown",
     "planned_update",
     "post_updated_columns",
+    "update_columns",
 ]
 
 
@@ -116,7 +118,7 @@ def _on_update_columns(mapper: Mapper[Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def planned_update(
-    state: InstanceState[Any], fetched: Mapping[str, Any]
+    state: InstanceState[Any], columns: UpdateColumns, fetched: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """Right before the UPDATE, the columns it writes, each with its old value,
     decided as SQLAlchemy decides them (``persistence._collect_update_commands``):
@@ -130,9 +132,7 @@ def planned_update(
     committed = state.committed_state
     if not committed:
         return {}, []
-    mapper = state.mapper
-    columns = _update_columns(mapper)
-    values = state.dict
+    values = instance_dict(state.obj())
     planned = {}
     for key, old in committed.items():
         is_equal = columns.comparators.get(key)
@@ -146,7 +146,7 @@ def planned_update(
     if len(planned) > 1:  # in the mapper's column order, as every report is
         planned = {key: planned[key] for key in columns.order if key in planned}
     if columns.generated:
-        for key in generated_on_update(mapper, set(planned)):
+        for key in generated_on_update(state.mapper, set(planned)):
             planned[key] = values.get(key, NO_VALUE)
     unknown = []
     for key, old in planned.items():
@@ -158,19 +158,21 @@ def planned_update(
     return planned, unknown
 
 
-class _UpdateColumns(NamedTuple):
+class UpdateColumns(NamedTuple):
+    """What ``planned_update`` needs of a mapper (see ``update_columns``)."""
+
     order: tuple[str, ...]  # the column attributes of the tables written, in order
     comparators: dict[str, Callable[[Any, Any], Any]]  # the equality each one's attribute uses
     generated: bool  # whether an UPDATE may write columns nobody assigned
 
 
 @per_mapper
-def _update_columns(mapper: Mapper[Any]) -> _UpdateColumns:
+def update_columns(mapper: Mapper[Any]) -> UpdateColumns:
     """What ``planned_update`` needs of a mapper. The comparison is the one
     SQLAlchemy gives the attribute: its first column type's ``compare_values``."""
     order = column_keys(mapper)
     version_keys, _ = _version_counter(mapper)
-    return _UpdateColumns(
+    return UpdateColumns(
         order,
         {key: _equality(mapper.column_attrs[key].columns[0].type) for key in order},
         bool(version_keys or _on_update_columns(mapper)),
