@@ -69,13 +69,15 @@ def lend_values(
     one, and would count as an expiry of the program's). A value something
     changed meanwhile is left where it is.
 
-    SQLAlchemy has no public way to lend values. Columns are put in with
-    ``InstanceState._commit()``, what ``set_committed_value()`` does for each
-    column, once for all of them (a deferred receiver's instance has every
-    column lent after the commit); collections, which the private
-    ``ClassManager._collection_impl_keys`` names, with ``set_committed_value()``,
-    which builds the collection. Taking back restores the private bookkeeping
-    both change."""
+    SQLAlchemy has no public way to lend values. Columns are put in as
+    ``set_committed_value()`` puts each one (``InstanceState._commit()``): into
+    the instance's dict, out of ``committed_state``, ``expired_attributes`` and
+    ``callables``, the state no longer expired; here once for all of them, in a
+    few set operations (a deferred receiver's instance has every column lent
+    after the commit). Collections, which the private
+    ``ClassManager._collection_impl_keys`` names, go through
+    ``set_committed_value()``, which builds the collection. Taking back
+    restores the bookkeeping both change."""
     current = state.dict
     lent = {key: value for key, value in values.items() if key not in current}
     if not lent:
@@ -87,7 +89,14 @@ def lend_values(
     collections = state.manager._collection_impl_keys.intersection(lent)
     columns = {k: v for k, v in lent.items() if k not in collections} if collections else lent
     current.update(columns)
-    state._commit(current, columns)
+    committed = state.committed_state
+    if committed:
+        for key in columns:
+            committed.pop(key, None)
+    state.expired_attributes.difference_update(columns)
+    for key in loaders:  # a state with none keeps SQLAlchemy's shared, immutable empty dict
+        del callables[key]
+    state.expired = False
     put = dict(lent)  # what is in the instance now: a collection is built from its value
     for key in collections:
         set_committed_value(state.obj(), key, lent[key])
