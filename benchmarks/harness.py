@@ -202,7 +202,7 @@ class Target:
     def row(self) -> list[str]:
         if self.unit == "x":
             measured = (format_precise_ratio if self.precise else format_ratio)(self.measured)
-            limit = f"<= {self.limit:.2f}x"
+            limit = f"<= {self.limit:g}x"  # 1.005x, not 1.00x
         else:
             measured = format_summary(self.measured, self.unit)
             limit = f"<= {self.limit:g} {self.unit}"
@@ -282,7 +282,7 @@ class Table:
 
 
 def targets_table(targets: Sequence[Target]) -> Table:
-    table = Table("Targets (issue 11)", ["table", "target", "measured", "limit", "verdict"])
+    table = Table("Targets (issues 11 and 17)", ["table", "target", "measured", "limit", "verdict"])
     for target in targets:
         table.add(*target.row())
     return table

@@ -340,10 +340,12 @@ class Signal(blinker.Signal):
             routes = self._remember_routes_for(sender)
         if not routes:  # nobody listens to this sender: the most common send of all
             return []
+        if self.is_muted:
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
-        if not routes or self.is_muted:
-            return []
+            if not routes:
+                return []
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self
@@ -372,10 +374,12 @@ class Signal(blinker.Signal):
             routes = self._remember_routes_for(sender)
         if not routes:  # nobody listens to this sender: the most common send of all
             return []
+        if self.is_muted:
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
-        if not routes or self.is_muted:
-            return []
+            if not routes:
+                return []
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self
@@ -408,10 +412,12 @@ class Signal(blinker.Signal):
             routes = self._remember_routes_for(sender)
         if not routes:  # nobody listens to this sender: the most common send of all
             return []
+        if self.is_muted:
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
-        if not routes or self.is_muted:
-            return []
+            if not routes:
+                return []
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self
@@ -439,10 +445,12 @@ class Signal(blinker.Signal):
             routes = self._remember_routes_for(sender)
         if not routes:  # nobody listens to this sender: the most common send of all
             return []
+        if self.is_muted:
+            return []
         if _muting.in_use:
             routes = _muting.without_muted(self, sender, routes)
-        if not routes or self.is_muted:
-            return []
+            if not routes:
+                return []
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self

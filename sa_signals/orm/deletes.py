@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals.orm.columns import per_mapper
+from sa_signals.orm.internals import delete_orphan_configured
 
 __all__ = ["cascade_origins", "delete_orphans", "is_orphan"]
 
@@ -44,6 +45,8 @@ def _involved_in_orphans(mapper: Mapper[Any]) -> bool:
 def delete_orphans(session: Session) -> None:
     """Mark with ``session.delete()`` the persistent objects that the coming flush
     would delete as orphans."""
+    if not delete_orphan_configured():
+        return  # no dirty object can be an orphan
     marked = set(map(instance_state, session.deleted))
     orphans: dict[InstanceState[Any], None] = {}
     involved: dict[Mapper[Any], bool] = {}  # asked per object: per mapper, once

@@ -14,6 +14,7 @@ from sqlalchemy.orm.mapper import _all_registries
 
 __all__ = [
     "autoflush",
+    "delete_orphan_configured",
     "existing_mappers",
     "lend_values",
     "loader_options",
@@ -27,6 +28,13 @@ def existing_mappers() -> list[Mapper[Any]]:
     """Every mapper made so far, in every registry. SQLAlchemy keeps no public
     list of registries; ``configure_mappers()`` walks this one."""
     return [mapper for registry in _all_registries() for mapper in registry.mappers]
+
+
+def delete_orphan_configured() -> bool:
+    """Whether any relationship configured so far cascades ``delete-orphan``:
+    configuring one lists it in its target mapper's ``_delete_orphans``, the
+    list SQLAlchemy's own orphan test reads; nothing public tells."""
+    return any(mapper._delete_orphans for mapper in existing_mappers())
 
 
 def autoflush(session: Session) -> None:
