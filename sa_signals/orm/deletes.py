@@ -15,6 +15,7 @@ flush would do to them anyway; that also marks their own cascade.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import InstanceState, Mapper, Session
@@ -78,13 +79,13 @@ def delete_orphans(session: Session) -> None:
         session.delete(orphan.obj())
 
 
-def cascade_origins(session: Session) -> dict[InstanceState[Any], Any]:
-    """Map each object marked for deletion that another one's delete cascade
-    reaches to the object its deletion started from; any other object marked
-    for deletion is its own origin."""
+def cascade_origins(marked: Iterable[InstanceState[Any]]) -> dict[InstanceState[Any], Any]:
+    """Map each of the objects ``marked`` for deletion that another one's delete
+    cascade reaches to the object its deletion started from; any other is its
+    own origin."""
     reached_by: dict[InstanceState[Any], InstanceState[Any]] = {}
     cascading: dict[Mapper[Any], bool] = {}  # asked per object: per mapper, once
-    for head in map(instance_state, session.deleted):
+    for head in marked:
         mapper = head.mapper
         if mapper not in cascading:
             cascading[mapper] = _cascades_deletes(mapper)

@@ -34,9 +34,10 @@ pays for one mapper event per inserted object, two per updated one.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import event
@@ -314,8 +315,9 @@ def _deletes_to_announce(
     flush: _Flush, only: set[InstanceState[Any]] | None
 ) -> list[tuple[InstanceState[Any], Any]]:
     """The objects not announced yet for deletion, with their origin."""
+    marked = list(map(instance_state, flush.session.deleted))
     deleted = []
-    for state in map(instance_state, flush.session.deleted):
+    for state in marked:
         heard = flush.heard[state.class_]
         if (
             (heard.pre_delete or heard.post_delete)
@@ -325,7 +327,7 @@ def _deletes_to_announce(
             deleted.append(state)
     if not deleted:
         return []
-    reached = cascade_origins(flush.session)
+    reached = cascade_origins(marked)
     return [(state, reached[state] if state in reached else state.obj()) for state in deleted]
 
 
@@ -384,7 +386,7 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
         if columns:  # written only because of the flush itself (a foreign key copied in)
             _send_pre_save(flush, state, frozenset(columns))
     if heard.post_save:
-        fetched = flush.old_values.for_changes.get(state, {})
+        fetched = flush.old_values.for_changes.get(state, _NOTHING_FETCHED)
         planned, unknown = planned_update(state, heard.update_columns, fetched)
         if unknown:
             fetched = _fetch_old_values(flush, state, unknown, connection)
@@ -396,7 +398,7 @@ def _before_update(mapper: Mapper[Any], connection: Connection, state: InstanceS
 
 
 def _fetch_old_values(
-    flush: _Flush, state: InstanceState[Any], keys: list[str], connection: Connection
+    flush: _Flush, state: InstanceState[Any], keys: Sequence[str], connection: Connection
 ) -> dict[str, Any]:
     """Old values SQLAlchemy does not hold (see ``sa_signals.orm.updates``), for
     changes only. The first time a class needs them in a flush, they are
@@ -458,13 +460,18 @@ def _after_update(mapper: Mapper[Any], connection: Connection, state: InstanceSt
         instance = state.obj()
         values = instance_dict(instance)
         changes = {}
+        computed = False
         for key, old in planned.items():  # a loop: a comprehension is a call per object
-            changes[key] = (old, values.get(key, _COMPUTED))
-        if not values.keys() >= planned.keys():
+            new = values.get(key, _COMPUTED)
+            changes[key] = (old, new)
+            computed = computed or new is _COMPUTED
+        if computed:
             flush.computed[state] = changes
         flush.written.append((post_save, instance, False, changes))
     return EXT_CONTINUE
 
+
+_NOTHING_FETCHED: Mapping[str, Any] = MappingProxyType({})
 
 # The new value of a column the database computed (a SQL expression assigned, a
 # SQL ``onupdate``), which SQLAlchemy expired after the UPDATE: fetched after the flush.

@@ -22,7 +22,7 @@ what SQLAlchemy compares and writes.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -119,7 +119,7 @@ def _on_update_columns(mapper: Mapper[Any]) -> tuple[tuple[str, Any], ...]:
 
 def planned_update(
     state: InstanceState[Any], columns: UpdateColumns, fetched: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], Sequence[str]]:
     """Right before the UPDATE, the columns it writes, each with its old value,
     decided as SQLAlchemy decides them (``persistence._collect_update_commands``):
     the columns with a committed value (recorded at their first change) that
@@ -131,9 +131,10 @@ def planned_update(
     not either are left ``NO_VALUE``, and their keys returned second."""
     committed = state.committed_state
     if not committed:
-        return {}, []
+        return {}, ()
     values = instance_dict(state.obj())
     planned = {}
+    unknown_old = False
     for key, old in committed.items():
         is_equal = columns.comparators.get(key)
         if is_equal is None:  # a relationship, or a column of no table written
@@ -141,13 +142,17 @@ def planned_update(
         if key in values and is_equal(values[key], old) is True:
             continue
         planned[key] = old
+        unknown_old = unknown_old or old is NO_VALUE  # assigned while expired or unloaded
     if not planned:
-        return planned, []
+        return planned, ()
     if len(planned) > 1:  # in the mapper's column order, as every report is
         planned = {key: planned[key] for key in columns.order if key in planned}
     if columns.generated:
         for key in generated_on_update(state.mapper, set(planned)):
             planned[key] = values.get(key, NO_VALUE)
+            unknown_old = unknown_old or key not in values
+    if not unknown_old:  # the usual case: loaded, then changed
+        return planned, ()
     unknown = []
     for key, old in planned.items():
         if old is NO_VALUE:  # assigned while expired or unloaded, or generated and unloaded
