@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals.orm.columns import per_mapper
-from sa_signals.orm.internals import delete_orphan_configured
+from sa_signals.orm.internals import can_be_orphaned, delete_orphan_configured, orphaned
 
 __all__ = ["cascade_origins", "delete_orphans", "is_orphan"]
 
@@ -31,14 +31,14 @@ def is_orphan(state: InstanceState[Any]) -> bool:
     """Whether a delete-orphan relationship no longer holds the object. This is
     the unit of work's own test, which ``Session._flush`` applies to every dirty
     object."""
-    return _involved_in_orphans(state.mapper) and bool(state.mapper._is_orphan(state))
+    return _involved_in_orphans(state.mapper) and orphaned(state)
 
 
 @per_mapper
 def _involved_in_orphans(mapper: Mapper[Any]) -> bool:
     """Whether the mapper's instances can be orphans or have orphans; most
     classes can't, and their dirty instances need no look."""
-    can_be_orphan = any(ancestor._delete_orphans for ancestor in mapper.iterate_to_root())
+    can_be_orphan = can_be_orphaned(mapper)
     can_orphan = any(r.cascade.delete_orphan for r in mapper.relationships)
     return can_be_orphan or can_orphan
 

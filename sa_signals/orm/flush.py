@@ -34,8 +34,7 @@ pays for one mapper event per inserted object, two per updated one.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -61,7 +60,7 @@ from sa_signals.orm.columns import (
 )
 from sa_signals.orm.deletes import cascade_origins, delete_orphans, is_orphan
 from sa_signals.orm.hooks import MapperHooks
-from sa_signals.orm.internals import post_updated
+from sa_signals.orm.internals import flushes_allowed, post_updated
 from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,
@@ -579,7 +578,11 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
     if flush.computed:
         _load_computed_values(flush)
     raw, using = flush.raw, flush.using
-    with _receivers_may_flush(session), values_lent(flush.deleted_values):
+    # post_save receivers may flush, as Django's create() writes at once: a
+    # receiver's flush nests cleanly, with its own subtransaction and signals.
+    # (Committing from a receiver would end the transaction this flush still
+    # belongs to: don't.)
+    with flushes_allowed(session), values_lent(flush.deleted_values):
         # One send per row written, written out here: a helper would be a call per object.
         for signal, instance, detail, changes in flush.written:
             if signal is post_save:
@@ -617,21 +620,3 @@ def _load_computed_values(flush: _Flush) -> None:
         changes, values = flush.computed[state], fetched.get(state, {})
         for key in keys:
             changes[key] = (changes[key][0], values.get(key))
-
-
-@contextmanager
-def _receivers_may_flush(session: Session) -> Iterator[None]:
-    """Let post_save receivers flush, as Django's ``create()`` writes at once.
-
-    The flush is complete when after_flush_postexec runs, except for ending its
-    own subtransaction; only the ``_flushing`` flag still refuses a new flush (and
-    autoflush). A receiver's flush nests cleanly: it opens and closes a
-    subtransaction of its own and sends its own signals. (Committing from a
-    receiver would end the transaction this flush still belongs to: don't.)
-    """
-    flushing = session._flushing
-    session._flushing = False
-    try:
-        yield
-    finally:
-        session._flushing = flushing

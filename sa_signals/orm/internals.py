@@ -4,7 +4,8 @@ public API only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Delete, Update
@@ -14,10 +15,13 @@ from sqlalchemy.orm.mapper import _all_registries
 
 __all__ = [
     "autoflush",
+    "can_be_orphaned",
     "delete_orphan_configured",
     "existing_mappers",
+    "flushes_allowed",
     "lend_values",
     "loader_options",
+    "orphaned",
     "post_updated",
     "resolved_statement",
     "runs_as_orm",
@@ -28,6 +32,34 @@ def existing_mappers() -> list[Mapper[Any]]:
     """Every mapper made so far, in every registry. SQLAlchemy keeps no public
     list of registries; ``configure_mappers()`` walks this one."""
     return [mapper for registry in _all_registries() for mapper in registry.mappers]
+
+
+def orphaned(state: InstanceState[Any]) -> bool:
+    """Whether a delete-orphan relationship no longer holds the object:
+    ``Mapper._is_orphan()``, the unit of work's own test, which
+    ``Session._flush`` applies to every dirty object; nothing public asks it."""
+    return bool(state.mapper._is_orphan(state))
+
+
+def can_be_orphaned(mapper: Mapper[Any]) -> bool:
+    """Whether a delete-orphan relationship of another mapper targets this one
+    or an ancestor: the ``_delete_orphans`` lists that configuring such a
+    relationship fills, and that ``_is_orphan()`` reads."""
+    return any(ancestor._delete_orphans for ancestor in mapper.iterate_to_root())
+
+
+@contextmanager
+def flushes_allowed(session: Session) -> Iterator[None]:
+    """Let the session flush again while its flush is finishing. Once
+    ``after_flush_postexec`` runs the flush is complete except for ending its
+    own subtransaction, and only the ``Session._flushing`` flag still refuses a
+    new flush (and autoflush); SQLAlchemy has no public way to lift it."""
+    flushing = session._flushing
+    session._flushing = False
+    try:
+        yield
+    finally:
+        session._flushing = flushing
 
 
 def delete_orphan_configured() -> bool:
