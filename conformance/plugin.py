@@ -70,7 +70,7 @@ def _leave_documented_selects_out_of_sql_assertions() -> None:
     alone, and is reported as such, by name."""
     from sqlalchemy.testing import assertsql
 
-    from sa_signals.orm.columns import SELECT_OPTION
+    from sa_signals.columns import SELECT_OPTION
 
     close = assertsql.SQLAsserter._close
 

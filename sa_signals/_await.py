@@ -21,12 +21,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy.util.concurrency import in_greenlet
-
-try:
-    from sqlalchemy.util.concurrency import await_
-except ImportError:  # SQLAlchemy 2.0 calls it await_only
-    from sqlalchemy.util.concurrency import await_only as await_
+from sa_signals.internals import await_in_greenlet, in_greenlet
 
 T = TypeVar("T")
 
@@ -34,7 +29,7 @@ T = TypeVar("T")
 def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` to its end from synchronous code and return its result."""
     if in_greenlet():
-        return await_(coroutine)
+        return await_in_greenlet(coroutine)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -48,8 +48,7 @@ from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.attributes import instance_state
 
 from sa_signals._await import run_to_completion
-from sa_signals.dispatch import describe
-from sa_signals.orm.columns import (
+from sa_signals.columns import (
     column_key_set,
     fetch_unloaded_columns,
     lent_values,
@@ -57,6 +56,7 @@ from sa_signals.orm.columns import (
     session_connection,
     values_lent,
 )
+from sa_signals.dispatch import describe
 from sa_signals.switches import AnySession, sync_session_of
 
 __all__ = ["Callback", "capturing", "defer", "on_commit", "run"]

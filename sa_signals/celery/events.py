@@ -35,7 +35,7 @@ from sa_signals.celery.encoding import (
     loads,
 )
 from sa_signals.dispatch import Signal, describe
-from sa_signals.orm.internals import existing_mappers
+from sa_signals.internals import existing_mappers
 from sa_signals.signals import post_delete, post_save
 
 __all__ = ["BACKGROUND_SIGNALS", "RefusedEvent", "arguments_in_worker", "encoded_event"]

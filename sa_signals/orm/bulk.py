@@ -50,8 +50,8 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, lazyload, undefer, with_polymorphic
 from sqlalchemy.sql import Select
 
-from sa_signals.orm.columns import marked
-from sa_signals.orm.internals import loader_options, resolved_statement, runs_as_orm
+from sa_signals.columns import marked
+from sa_signals.internals import loader_options, resolved_statement, runs_as_orm
 from sa_signals.signals import (
     post_bulk_update,
     post_delete,

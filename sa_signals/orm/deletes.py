@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 
-from sa_signals.orm.columns import per_mapper
-from sa_signals.orm.internals import can_be_orphaned, delete_orphan_configured, orphaned
+from sa_signals.columns import per_mapper
+from sa_signals.internals import can_be_orphaned, delete_orphan_configured, orphaned
 
 __all__ = ["cascade_origins", "delete_orphans", "is_orphan"]
 

@@ -52,15 +52,15 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
-from sa_signals.orm.columns import (
+from sa_signals.columns import (
     fetch_columns,
     fetch_unloaded_columns,
     session_connection,
     values_lent,
 )
+from sa_signals.internals import flushes_allowed, post_updated
 from sa_signals.orm.deletes import cascade_origins, delete_orphans, is_orphan
 from sa_signals.orm.hooks import MapperHooks
-from sa_signals.orm.internals import flushes_allowed, post_updated
 from sa_signals.orm.m2m import CollectionChanges
 from sa_signals.orm.updates import (
     OldValues,

@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Mapper, QueryContext, object_session
 
+from sa_signals.internals import existing_mappers
 from sa_signals.orm.hooks import MapperHooks
-from sa_signals.orm.internals import existing_mappers
 from sa_signals.signals import post_init, pre_init
 
 __all__: list[str] = []

@@ -34,7 +34,7 @@ from sqlalchemy import Table, event
 from sqlalchemy.orm import InstanceState, Mapper, RelationshipProperty, Session
 from sqlalchemy.orm.attributes import instance_state
 
-from sa_signals.orm.internals import existing_mappers
+from sa_signals.internals import existing_mappers
 from sa_signals.signals import m2m_changed
 
 __all__ = ["CollectionChanges"]

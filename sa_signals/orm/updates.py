@@ -35,7 +35,7 @@ from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.orm.interfaces import MANYTOONE
 from sqlalchemy.types import TypeEngine
 
-from sa_signals.orm.columns import (
+from sa_signals.columns import (
     ConnectionFor,
     column_key_set,
     column_keys,

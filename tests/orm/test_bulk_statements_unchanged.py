@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from sa_signals import post_bulk_update, post_delete, pre_bulk_update, pre_delete
-from sa_signals.orm.columns import SELECT_OPTION
+from sa_signals.columns import SELECT_OPTION
 from tests.models import Order
 
 Scenario = Callable[[Session, list[int]], Any]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, Connection, Select, select, tuple_
 from sqlalchemy.orm import InstanceState, Mapper, Session
 
-from sa_signals.orm.internals import lend_values
+from sa_signals.internals import lend_values
 
 __all__ = [
     "SELECT_OPTION",

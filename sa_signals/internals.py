@@ -4,21 +4,31 @@ public API only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Delete, Update
 from sqlalchemy.orm import NO_VALUE, FromStatement, InstanceState, Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.mapper import _all_registries
+from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
+
+try:
+    from sqlalchemy.util.concurrency import await_ as _await
+except ImportError:  # SQLAlchemy 2.0 calls it await_only
+    from sqlalchemy.util.concurrency import await_only as _await
+
+T = TypeVar("T")
 
 __all__ = [
     "autoflush",
+    "await_in_greenlet",
     "can_be_orphaned",
     "delete_orphan_configured",
     "existing_mappers",
     "flushes_allowed",
+    "in_greenlet",
     "lend_values",
     "loader_options",
     "orphaned",
@@ -26,6 +36,20 @@ __all__ = [
     "resolved_statement",
     "runs_as_orm",
 ]
+
+
+def in_greenlet() -> bool:
+    """Whether this sync code runs inside SQLAlchemy's greenlet bridge (an
+    ``AsyncSession`` operation), where a coroutine can be awaited on the
+    session's own loop. ``sqlalchemy.util.concurrency`` is how SQLAlchemy's
+    asyncio extension does it; it is not documented as public."""
+    return bool(_in_greenlet())
+
+
+def await_in_greenlet(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Await ``coroutine`` from sync code inside the greenlet bridge, as
+    SQLAlchemy's own async drivers do (``await_``; ``await_only`` in 2.0)."""
+    return _await(coroutine)
 
 
 def existing_mappers() -> list[Mapper[Any]]:
