@@ -146,9 +146,8 @@ class _Flush:
     # the old values of the columns each UPDATE writes, from before_ to after_update
     planned: dict[InstanceState[Any], dict[str, Any]] = field(default_factory=dict)
     old_values: OldValues = field(default_factory=OldValues)
-    resolved: set[Mapper[Any]] = field(
-        default_factory=set
-    )  # base mappers old values were fetched for
+    # the base mappers whose changed objects' old values were fetched
+    resolved: set[Mapper[Any]] = field(default_factory=set)
     written: list[_Written] = field(default_factory=list)
     # the changes of UPDATEs whose new values the database computed (see _COMPUTED)
     computed: dict[InstanceState[Any], dict[str, tuple[Any, Any]]] = field(default_factory=dict)
