@@ -13,7 +13,7 @@ from sa_signals import post_init, pre_init
 from sa_signals.testing import capture
 from tests.conftest import Recorder
 from tests.models import Employee, Manager, Order
-from tests.subprocesses import run_fresh
+from tests.subprocesses import WATCHED_AND_IGNORED, run_fresh
 
 Listen = Callable[..., Recorder]
 
@@ -109,19 +109,7 @@ def test_post_init_of_a_constructor_carries_no_session() -> None:
 def test_a_class_nobody_listens_to_keeps_sqlalchemys_constructor() -> None:
     run_fresh(
         """
-        from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
         import sa_signals
-
-        class Base(DeclarativeBase):
-            pass
-
-        class Watched(Base):
-            __tablename__ = "watched"
-            id: Mapped[int] = mapped_column(primary_key=True)
-
-        class Ignored(Base):
-            __tablename__ = "ignored"
-            id: Mapped[int] = mapped_column(primary_key=True)
 
         plain = Ignored.__init__
         seen = []
@@ -132,7 +120,8 @@ def test_a_class_nobody_listens_to_keeps_sqlalchemys_constructor() -> None:
         assert Watched.__init__ is not plain
         watched = Watched()
         assert seen == [watched]
-        """
+        """,
+        prelude=WATCHED_AND_IGNORED,
     )
 
 

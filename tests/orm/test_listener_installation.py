@@ -4,28 +4,17 @@ to any sender). Checked in a fresh interpreter, where nothing was connected yet.
 
 from __future__ import annotations
 
-from tests.subprocesses import run_fresh
+from tests.subprocesses import WATCHED_AND_IGNORED, run_fresh
 
 
 def test_mapper_listeners_follow_the_receivers() -> None:
     run_fresh(
         """
         from sqlalchemy import event, inspect
-        from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+        from sqlalchemy.orm import Mapper
 
         import sa_signals
         from sa_signals.orm import flush
-
-        class Base(DeclarativeBase):
-            pass
-
-        class Watched(Base):
-            __tablename__ = "watched"
-            id: Mapped[int] = mapped_column(primary_key=True)
-
-        class Ignored(Base):
-            __tablename__ = "ignored"
-            id: Mapped[int] = mapped_column(primary_key=True)
 
         def listening(target):
             return event.contains(target, "after_insert", flush._after_insert)
@@ -42,7 +31,8 @@ def test_mapper_listeners_follow_the_receivers() -> None:
 
         sa_signals.pre_delete.connect(receiver)
         assert listening(Mapper) and ignored.dispatch.after_insert
-        """
+        """,
+        prelude=WATCHED_AND_IGNORED,
     )
 
 
@@ -52,17 +42,9 @@ def test_a_receiver_for_any_sender_does_not_double_a_class_receiver() -> None:
     run_fresh(
         """
         from sqlalchemy import create_engine
-        from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+        from sqlalchemy.orm import Session
 
         import sa_signals
-
-        class Base(DeclarativeBase):
-            pass
-
-        class Watched(Base):
-            __tablename__ = "watched"
-            id: Mapped[int] = mapped_column(primary_key=True)
-            name: Mapped[str] = mapped_column(default="")
 
         heard = []
 
@@ -94,5 +76,6 @@ def test_a_receiver_for_any_sender_does_not_double_a_class_receiver() -> None:
                     "post_init", "pre_delete", "post_delete"]           # the delete
         assert [name for label, name in heard if label == "Watched"] == expected, heard
         assert [name for label, name in heard if label == "any"] == expected, heard
-        """
+        """,
+        prelude=WATCHED_AND_IGNORED,
     )
