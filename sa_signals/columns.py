@@ -164,7 +164,7 @@ def fetch_unloaded_columns(
         missing = columns[mapper].difference(state.dict)
         if missing:
             wanted[state] = missing
-    return fetch_columns(connection_for, wanted)
+    return fetch_columns(connection_for, wanted) if wanted else {}
 
 
 # Values lent to instances now, for their receivers (see values_lent). A plain

@@ -22,7 +22,6 @@ except ImportError:  # SQLAlchemy 2.0 calls it await_only
 T = TypeVar("T")
 
 __all__ = [
-    "autoflush",
     "await_in_greenlet",
     "can_be_orphaned",
     "delete_orphan_configured",
@@ -91,13 +90,6 @@ def delete_orphan_configured() -> bool:
     configuring one lists it in its target mapper's ``_delete_orphans``, the
     list SQLAlchemy's own orphan test reads; nothing public tells."""
     return any(mapper._delete_orphans for mapper in existing_mappers())
-
-
-def autoflush(session: Session) -> None:
-    """Autoflush as a statement does: ``Session._autoflush()`` skips a session
-    that is flushing already and says, in any error, that an autoflush raised
-    it. ``flush()`` does neither, and SQLAlchemy has no public autoflush."""
-    session._autoflush()
 
 
 def resolved_statement(statement: Any) -> Any:

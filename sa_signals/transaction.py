@@ -173,8 +173,7 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     if instance is not None:
         state = instance_state(instance)
         values = lent_values(state)  # a deleted row's, lent to its post_delete receivers
-        if state.persistent and not column_key_set(state.mapper) <= state.dict.keys():
-            # A value the database generated, not fetched: fetch it now.
+        if state.persistent:  # a value the database generated, not fetched: fetch it now
             connection_for = session_connection(session)
             values.update(fetch_unloaded_columns(connection_for, [state]).get(state, {}))
     callback = Callback(

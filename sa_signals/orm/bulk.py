@@ -138,14 +138,13 @@ class _Watched:
         """Read the rows, and send the pre_* signals. ``clause`` is the statement
         as it reaches the connection, with what later hooks gave it; a list of
         parameter sets reaches it as SQLAlchemy's own by-primary-key UPDATEs."""
-        single = not isinstance(self.parameters, list)
-        criteria = clause if single else self.statement
+        rows = self.parameters if isinstance(self.parameters, list) else None
+        criteria = clause if rows is None else self.statement
         if isinstance(self.statement, Delete):
             instances = _rows_about_to_go(connection, self.mapper, criteria, self.parameters)
             self.instances += instances
             self._send(pre_delete, instances, connection)
             return
-        rows = self.parameters if isinstance(self.parameters, list) else None
         pks = _keys_in_parameters(self.mapper, rows)
         with _receivers_running(self.session):
             pre_bulk_update.send(

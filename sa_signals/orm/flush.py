@@ -67,7 +67,7 @@ from sa_signals.orm.updates import (
     UpdateColumns,
     columns_to_write,
     planned_update,
-    post_updated_columns,
+    post_updated_changes,
     update_columns,
 )
 from sa_signals.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
@@ -139,8 +139,8 @@ class _Flush:
     flush_context: UOWTransaction
     raw: bool
     heard: _HeardByClass = field(default_factory=_HeardByClass)
-    # state -> created, for every instance pre_save was sent for (or considered)
-    announced_saves: dict[InstanceState[Any], bool] = field(default_factory=dict)
+    # every instance pre_save was sent for
+    announced_saves: set[InstanceState[Any]] = field(default_factory=set)
     # state -> origin, for every instance announced for deletion
     announced_deletes: dict[InstanceState[Any], Any] = field(default_factory=dict)
     # the old values of the columns each UPDATE writes, from before_ to after_update
@@ -333,7 +333,7 @@ def _send_pre_save(
     flush: _Flush, state: InstanceState[Any], update_fields: frozenset[str] | None
 ) -> None:
     """``update_fields`` is ``None`` for an INSERT."""
-    flush.announced_saves[state] = update_fields is None
+    flush.announced_saves.add(state)
     pre_save.send(
         state.class_,
         instance=state.obj(),
@@ -412,7 +412,7 @@ def _fetch_old_values(
             for other in map(instance_state, flush.session.dirty)
             if other.mapper.base_mapper is base and flush.heard[other.class_].post_save
         ]
-        flush.old_values.resolve(lambda _mapper: connection, changed, with_changes=True)
+        flush.old_values.resolve(lambda _mapper: connection, changed)
     fetched = flush.old_values.for_changes.setdefault(state, {})
     missing = [key for key in keys if key not in fetched]
     if missing:
@@ -429,10 +429,11 @@ def _before_delete(mapper: Mapper[Any], connection: Connection, state: InstanceS
     if state not in flush.announced_deletes:
         # Found by the flush itself (a cascade from a delete-orphan's own children).
         heard = flush.heard[state.class_]
+        origin = state.obj()  # its own
         if heard.pre_delete or heard.post_delete:
-            flush.announced_deletes[state] = state.obj()
+            flush.announced_deletes[state] = origin
         if heard.pre_delete:
-            _send_pre_delete(flush, state, origin=state.obj())
+            _send_pre_delete(flush, state, origin)
         if heard.post_delete:
             flush.deleted_values.update(fetch_unloaded_columns(lambda _mapper: connection, [state]))
     return EXT_CONTINUE
@@ -496,8 +497,10 @@ def _record_row_switch(flush: _Flush, state: InstanceState[Any]) -> None:
 def _after_delete(mapper: Mapper[Any], connection: Connection, state: InstanceState[Any]) -> Any:
     flush = _recorder(state)
     if flush is not None and flush.heard[state.class_].post_delete:
-        origin = flush.announced_deletes.get(state, state.obj())
-        flush.written.append((post_delete, state.obj(), origin, None))
+        instance = state.obj()
+        flush.written.append(
+            (post_delete, instance, flush.announced_deletes.get(state, instance), None)
+        )
     return EXT_CONTINUE
 
 
@@ -557,15 +560,13 @@ def _record_post_updates(flush: _Flush) -> None:
             continue  # an INSERT's own post-update, or a row about to go
         if not flush.heard[state.class_].post_save:
             continue
-        keys = post_updated_columns(state, columns)
-        if not keys:
+        written_later = post_updated_changes(state, columns)
+        if not written_later:
             continue
         if changes is None:
             changes = {}
             flush.written.append((post_save, state.obj(), False, changes))
-        for key in keys:
-            history = state.attrs[key].history
-            changes[key] = (history.deleted[0] if history.deleted else None, state.dict.get(key))
+        changes.update(written_later)
 
 
 @event.listens_for(Session, "after_flush_postexec")

@@ -48,9 +48,8 @@ __all__ = [
     "UpdateColumns",
     "columns_to_write",
     "generated_on_update",
-    "nothing_unknown",
     "planned_update",
-    "post_updated_columns",
+    "post_updated_changes",
     "update_columns",
 ]
 
@@ -61,21 +60,13 @@ def _history(state: InstanceState[Any], key: str) -> History:
     return state.get_history(key, PASSIVE_NO_INITIALIZE)
 
 
-def _changed_columns(state: InstanceState[Any]) -> set[str]:
-    # Only an attribute SQLAlchemy recorded a committed value for (at its first
-    # change since the load) can have changed: its own flush looks no further.
-    touched = state.committed_state
-    if not touched:
-        return set()
-    columns = column_key_set(state.mapper)
-    return {key for key in list(touched) if key in columns and _history(state, key).has_changes()}
-
-
 def columns_to_write(state: InstanceState[Any]) -> set[str]:
     """The column attributes an UPDATE of ``state`` would write as things stand:
-    those with a net change, the foreign keys of many-to-one relationships that
-    now point elsewhere, and the generated columns that come with them."""
-    changed = _changed_columns(state)
+    those with a net change (as ``planned_update`` decides them), the foreign
+    keys of many-to-one relationships that now point elsewhere, and the
+    generated columns that come with them."""
+    planned, _ = planned_update(state, update_columns(state.mapper), {})
+    changed = set(planned)
     for relationship in _many_to_ones(state.mapper):
         changed |= _foreign_keys_to_change(state, relationship)
     if not changed:
@@ -254,18 +245,24 @@ def _unloaded_foreign_keys(state: InstanceState[Any]) -> set[str]:
     return {key for key in keys if key not in state.dict}
 
 
-def post_updated_columns(state: InstanceState[Any], columns: Iterable[Any]) -> set[str]:
+def post_updated_changes(
+    state: InstanceState[Any], columns: Iterable[Any]
+) -> dict[str, tuple[Any, Any]]:
     """The attributes of ``columns`` that SQLAlchemy's separate post-update
-    statement changed for ``state``; asked after the statements ran, while the
-    history is still there."""
-    keys = _keys_of_columns(state.mapper, columns)
-    return {key for key in keys if _history(state, key).has_changes()}
+    statement changed for ``state``, each as ``(old, new)``; asked after the
+    statements ran, while the history is still there."""
+    changes = {}
+    for key in _keys_of_columns(state.mapper, columns):
+        history = _history(state, key)
+        if history.has_changes():
+            changes[key] = (history.deleted[0] if history.deleted else None, state.dict.get(key))
+    return changes
 
 
 # -- fetching what is not known -------------------------------------------------------------
 
 
-def nothing_unknown(state: InstanceState[Any]) -> bool:
+def _nothing_unknown(state: InstanceState[Any]) -> bool:
     """Every column loaded, and every changed one with its old value: the usual
     case (objects loaded, then changed), where there is nothing to fetch."""
     if state.expired_attributes:
@@ -289,17 +286,14 @@ class OldValues:
         self,
         connection_for: ConnectionFor,
         states: Iterable[InstanceState[Any]],
-        with_changes: bool,
     ) -> None:
         """Fetch what SQLAlchemy does not know of the rows about to be updated (see
-        the module docstring), when post_save will report it (``with_changes``):
-        read, never written back, since SQLAlchemy alone decides what the UPDATE
-        writes. Each value once per flush, however many rounds ask."""
-        if not with_changes:
-            return
+        the module docstring), for post_save to report: read, never written back,
+        since SQLAlchemy alone decides what the UPDATE writes. Each value once per
+        flush, however many times asked."""
         wanted = {}
         for state in states:
-            if state.key is None or nothing_unknown(state):
+            if state.key is None or _nothing_unknown(state):
                 continue
             unknown = {k for k, v in state.committed_state.items() if v is NO_VALUE}
             unloaded = {key for key in columns_to_write(state) if key not in state.dict}
