@@ -173,7 +173,9 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     if instance is not None:
         state = instance_state(instance)
         values = lent_values(state)  # a deleted row's, lent to its post_delete receivers
-        if state.persistent:  # a value the database generated, not fetched: fetch it now
+        # A value the database generated, not fetched: fetch it now. (The test
+        # first, inline: one deferral per object, and nearly all have every column.)
+        if state.persistent and not column_key_set(state.mapper) <= state.dict.keys():
             connection_for = session_connection(session)
             values.update(fetch_unloaded_columns(connection_for, [state]).get(state, {}))
     callback = Callback(
