@@ -2,12 +2,17 @@
 
 Each fixture undoes what the test left in place, even when it fails:
 
-* ``capture(signal, sender=None)`` starts recording for the rest of the test and
-  returns the list of sends (as ``sa_signals.testing.capture`` yields it);
-* ``mute(signal=None, sender=None, receiver=None)`` silences the matching
-  receivers for the rest of the test, in its own thread or task only;
-* ``capture_on_commit_callbacks`` is ``sa_signals.testing.capture_on_commit_callbacks``
-  itself (as pytest-django's ``django_capture_on_commit_callbacks``).
+* ``sa_signals_capture(signal, sender=None)`` starts recording for the rest of
+  the test and returns the list of sends (as ``sa_signals.testing.capture``
+  yields it);
+* ``sa_signals_mute(signal=None, sender=None, receiver=None)`` silences the
+  matching receivers for the rest of the test, in its own thread or task only;
+* ``sa_signals_capture_on_commit_callbacks`` is
+  ``sa_signals.testing.capture_on_commit_callbacks`` itself.
+
+Every name starts with ``sa_signals_``, as pytest-django's start with
+``django_``: a plugin loaded in every project must not take, or be shadowed by,
+a name such as ``capture`` or ``mute`` that a project's own conftest may use.
 
 pytest loads this plugin in every project where sa-signals is installed, so it
 lives beside the ``sa_signals`` package rather than in it (importing a module of
@@ -29,8 +34,8 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
-    """``calls = capture(post_save, sender=Order)``: the sends of the rest of the test."""
+def sa_signals_capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """``calls = sa_signals_capture(post_save, sender=Order)``: the rest of the test's sends."""
     from sa_signals import testing
 
     with ExitStack() as stack:
@@ -42,8 +47,8 @@ def capture() -> Iterator[Callable[..., list[dict[str, Any]]]]:
 
 
 @pytest.fixture
-def mute() -> Iterator[Callable[..., None]]:
-    """``mute(post_save, receiver=send_email)``: silenced for the rest of the test."""
+def sa_signals_mute() -> Iterator[Callable[..., None]]:
+    """``sa_signals_mute(post_save, receiver=send_email)``: silenced for the rest of the test."""
     from sa_signals import testing
 
     with ExitStack() as stack:
@@ -55,8 +60,8 @@ def mute() -> Iterator[Callable[..., None]]:
 
 
 @pytest.fixture
-def capture_on_commit_callbacks() -> Callable[..., Any]:
-    """``with capture_on_commit_callbacks(session, execute=True) as callbacks: ...``"""
+def sa_signals_capture_on_commit_callbacks() -> Callable[..., Any]:
+    """``with sa_signals_capture_on_commit_callbacks(session, execute=True) as calls: ...``"""
     from sa_signals import testing
 
     return testing.capture_on_commit_callbacks

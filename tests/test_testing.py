@@ -494,20 +494,20 @@ def test_the_plugin_is_registered(pytestconfig: pytest.Config) -> None:
 
 
 def test_the_capture_fixture_records_for_the_rest_of_the_test(
-    capture: Callable[..., list[dict[str, Any]]], session: Session
+    sa_signals_capture: Callable[..., list[dict[str, Any]]], session: Session
 ) -> None:
-    calls = capture(pre_save, sender=Order)
+    calls = sa_signals_capture(pre_save, sender=Order)
     session.add(Order(reference="A-1"))
     session.flush()
     assert len(calls) == 1
 
 
 def test_the_mute_fixture_mutes_for_the_rest_of_the_test(
-    mute: Callable[..., None], signal: Signal
+    sa_signals_mute: Callable[..., None], signal: Signal
 ) -> None:
     ran: list[str] = []
     signal.connect(receiver_counting(ran, "receiver"), weak=False)
-    mute(signal)
+    sa_signals_mute(signal)
     signal.send(Sender)
     assert ran == []
 
@@ -517,9 +517,9 @@ def test_the_fixtures_undo_themselves_when_the_test_ends(pytester: pytest.Pytest
         """
         from sa_signals import post_save
 
-        def test_uses_the_fixtures(capture, mute):
-            capture(post_save)
-            mute(post_save)
+        def test_uses_the_fixtures(sa_signals_capture, sa_signals_mute):
+            sa_signals_capture(post_save)
+            sa_signals_mute(post_save)
             assert post_save.receivers
         """
     )
@@ -532,9 +532,9 @@ def test_the_fixtures_undo_themselves_when_the_test_ends(pytester: pytest.Pytest
 
 
 def test_the_capture_on_commit_callbacks_fixture(
-    capture_on_commit_callbacks: Any, rolled_back_session: Session
+    sa_signals_capture_on_commit_callbacks: Any, rolled_back_session: Session
 ) -> None:
-    with capture_on_commit_callbacks(rolled_back_session, execute=True) as callbacks:
+    with sa_signals_capture_on_commit_callbacks(rolled_back_session, execute=True) as callbacks:
         rolled_back_session.add(Note(text="hello"))
         on_commit(lambda: None, rolled_back_session)
     assert len(callbacks) == 1

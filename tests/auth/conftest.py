@@ -47,9 +47,9 @@ def hasher() -> Iterator[WatchedHasher]:
 
 
 @pytest.fixture
-def failures(capture: Callable[..., Sends]) -> Sends:
-    """Every ``user_login_failed`` sent during the test (the plugin's ``capture``)."""
-    return capture(user_login_failed)
+def failures(sa_signals_capture: Callable[..., Sends]) -> Sends:
+    """Every ``user_login_failed`` sent during the test (the plugin's fixture)."""
+    return sa_signals_capture(user_login_failed)
 
 
 def run_python(code: str, *, without_argon2: bool = False) -> subprocess.CompletedProcess[str]:
