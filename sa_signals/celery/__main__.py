@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy import Engine, create_engine, func, select
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.dispose()
 
 
-def _loop(engine: Engine, app: Celery, options: argparse.Namespace) -> None:
+def _loop(engine: Engine, app: Celery[Any], options: argparse.Namespace) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     wait = options.interval
@@ -83,7 +83,7 @@ def _pending(engine: Engine, schema: str | None) -> int:
         return connection.scalar(query) or 0
 
 
-def _load_app(path: str) -> Celery:
+def _load_app(path: str) -> Celery[Any]:
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise SystemExit(f"--app takes MODULE:APP (such as myproject.tasks:app), not {path!r}")

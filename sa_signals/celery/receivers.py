@@ -46,7 +46,7 @@ def task_receiver(
     signal: Signal,
     sender: Any = None,
     *,
-    app: Celery,
+    app: Celery[Any],
     session_factory: Callable[[], Session],
     **task_options: Any,
 ) -> Callable[[F], F]:
@@ -113,7 +113,7 @@ class BackgroundReceiver:
         receiver: Receiver,
         signal: Signal,
         sender: Any,
-        app: Celery,
+        app: Celery[Any],
         session_factory: Callable[[], Session],
         task_options: dict[str, Any],
     ) -> None:
@@ -213,9 +213,9 @@ class _Publication:
     bind: Any
     table: Table
     events: list[str] = field(default_factory=list)
-    apps: dict[str, Celery] = field(default_factory=dict)  # by task name
+    apps: dict[str, Celery[Any]] = field(default_factory=dict)  # by task name
 
-    def add(self, event_id: str, task: Task[Any, None], app: Celery) -> None:
+    def add(self, event_id: str, task: Task[Any, None], app: Celery[Any]) -> None:
         self.events.append(event_id)
         self.apps[task.name] = app
 

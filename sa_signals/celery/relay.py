@@ -79,12 +79,12 @@ PUBLISH_OPTIONS: dict[str, tuple[type, ...]] = {
     "expires": (int, float),
 }
 
-AppFor = Callable[[str], Celery]  # the Celery app that publishes a task, by name
+AppFor = Callable[[str], Celery[Any]]  # the Celery app that publishes a task, by name
 Bind = Engine | DatabaseConnection
 
 
 def relay_outbox(
-    bind: Bind, app: Celery, *, batch_size: int = BATCH_SIZE, schema: str | None = None
+    bind: Bind, app: Celery[Any], *, batch_size: int = BATCH_SIZE, schema: str | None = None
 ) -> int:
     """Publish every pending event of the outbox through ``app``, and return how
     many were published. Stops early, with a warning on logger ``sa_signals``,
@@ -115,7 +115,7 @@ def relay_outbox(
 
 
 def publish_events(
-    bind: Bind, table: Table, apps: dict[str, Celery], event_ids: Sequence[str]
+    bind: Bind, table: Table, apps: dict[str, Celery[Any]], event_ids: Sequence[str]
 ) -> None:
     """After a commit: publish the given events (those not published or claimed
     meanwhile) through the apps of their tasks (``apps``, by task name). What
@@ -276,7 +276,7 @@ def _publish(claimed: list[_Claimed], app_for: AppFor) -> tuple[list[str], list[
     return published, []
 
 
-def register_task(app: Celery, name: str) -> None:
+def register_task(app: Celery[Any], name: str) -> None:
     """Let the relay publish events of ``app``'s task ``name``: a task that
     ``task_receiver`` made, and no other."""
     with _links_lock:
@@ -312,7 +312,7 @@ def _in_range(value: Any, low: float, high: float) -> bool:
 class _Link:
     """sa-signals' own connection to one app's broker (see the module docstring)."""
 
-    app: Celery
+    app: Celery[Any]
     lock: threading.Lock = field(default_factory=threading.Lock)
     connection: Connection | None = None
     producer: Producer | None = None
@@ -397,12 +397,14 @@ class _Link:
             )
 
 
-_links: WeakKeyDictionary[Celery, _Link] = WeakKeyDictionary()
-_background_tasks: WeakKeyDictionary[Celery, set[str]] = WeakKeyDictionary()  # by register_task
+_links: WeakKeyDictionary[Celery[Any], _Link] = WeakKeyDictionary()
+_background_tasks: WeakKeyDictionary[Celery[Any], set[str]] = (
+    WeakKeyDictionary()
+)  # by register_task
 _links_lock = threading.Lock()  # for both
 
 
-def _link(app: Celery) -> _Link:
+def _link(app: Celery[Any]) -> _Link:
     with _links_lock:
         link = _links.get(app)
         if link is None:
