@@ -533,18 +533,31 @@ class Signal(blinker.Signal):
         super()._clear_state()
 
 
-def receiver(signal: Signal | Sequence[Signal], **connect_kwargs: Any) -> Callable[[F], F]:
+def receiver(
+    signal: Signal | Sequence[Signal],
+    *,
+    sender: Any = None,
+    weak: bool = True,
+    dispatch_uid: Hashable | None = None,
+    on_commit: bool = False,
+) -> Callable[[F], F]:
     """Connect the decorated function to ``signal`` (or to each of a list of
-    signals) with ``connect_kwargs``, and return it unchanged::
+    signals), as :meth:`Signal.connect` does, and return it unchanged::
 
         @receiver(post_save, sender=Order)
         def notify(sender, instance, created, **kwargs): ...
+
+    The keywords are ``connect()``'s, spelled out so that a type checker (and
+    Python itself, at import) catches a misspelt one, where Django's
+    ``**kwargs`` lets ``sendr=Order`` through to the first send.
     """
 
     def connect(function: F) -> F:
         signals = signal if isinstance(signal, list | tuple) else (signal,)
         for each in signals:
-            each.connect(function, **connect_kwargs)
+            each.connect(
+                function, sender=sender, weak=weak, dispatch_uid=dispatch_uid, on_commit=on_commit
+            )
         return function
 
     return connect
