@@ -16,8 +16,8 @@ from flask import Flask, Response
 from examples.blog.database import database_url, make_savepoints_real
 from examples.flask_app import accounts, posts
 from examples.flask_app import receivers as _receivers  # noqa: F401  (connects them)
+from examples.flask_app import tasks as _tasks  # noqa: F401  (connects the background one)
 from examples.flask_app.extensions import csrf, db
-from examples.flask_app.tasks import SessionLocal
 
 __all__ = ["create_app", "db"]
 
@@ -48,7 +48,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     with app.app_context():
         make_savepoints_real(db.engine)
-        SessionLocal.configure(bind=db.engine)  # the background receivers' sessions
     app.register_blueprint(accounts.blueprint)
     app.register_blueprint(posts.blueprint)
     app.after_request(_security_headers)

@@ -14,22 +14,55 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from flask import Flask, has_app_context
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from examples.blog.models import Comment, Email
+from examples.flask_app.extensions import db
 from sa_signals import post_save
 from sa_signals.celery import task_receiver
 
-__all__ = ["SessionLocal", "celery_app"]
+__all__ = ["celery_app", "run_tasks_in"]
+
+
+class AppContextTask(Task):  # type: ignore[type-arg]  # celery-types: Task[P, R]
+    """A task that runs in a Flask app's context, as in Flask's own Celery
+    pattern, so that its session is on that app's database: in eager mode the
+    app whose request committed the event (its context is the current one), in
+    the worker the app given to ``run_tasks_in()``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return super().__call__(*args, **kwargs)
+        if _worker_app is None:
+            raise RuntimeError(
+                f"{self.name} runs in a Flask app's context: commit from inside one (a "
+                "request, or app.app_context()), or start the worker with "
+                "`celery -A examples.flask_app.worker worker`."
+            )
+        with _worker_app.app_context():
+            return super().__call__(*args, **kwargs)
+
 
 broker = os.environ.get("CELERY_BROKER_URL")
-celery_app = Celery("examples.flask_app", broker=broker, set_as_current=False)
+celery_app = Celery(
+    "examples.flask_app", broker=broker, set_as_current=False, task_cls=AppContextTask
+)
 celery_app.conf.task_always_eager = broker is None
+_worker_app: Flask | None = None
 
-# The workers' sessions; create_app() binds them to the app's engine.
-SessionLocal = sessionmaker()
+
+def run_tasks_in(app: Flask) -> None:
+    """The app whose context the worker's tasks run in (``worker.py``)."""
+    global _worker_app
+    _worker_app = app
+
+
+def app_session() -> Session:
+    """A session of the task's own, on the database of the app it runs for."""
+    return Session(db.engine)
 
 
 # A database that is busy for a moment (SQLite's lock while the app marks the
@@ -39,7 +72,7 @@ SessionLocal = sessionmaker()
     post_save,
     sender=Comment,
     app=celery_app,
-    session_factory=SessionLocal,
+    session_factory=app_session,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
 )

@@ -7,7 +7,8 @@ from __future__ import annotations
 import secrets
 
 from examples.flask_app import create_app
-from examples.flask_app.tasks import celery_app
+from examples.flask_app.tasks import celery_app, run_tasks_in
 
 flask_app = create_app({"SECRET_KEY": secrets.token_hex(32)})
+run_tasks_in(flask_app)
 app = celery_app

@@ -153,10 +153,12 @@ class Blog:
 
 
 @pytest.fixture
-def blog(engine: Engine) -> Blog:
+def blog(app: Flask, engine: Engine) -> Blog:
     """alice, who wrote a post, and bob, who commented on it; each one's password is
-    "<name>'s password". Loaded as fixtures (``raw_mode``): nothing is audited."""
-    with Session(engine) as session, raw_mode(session):
+    "<name>'s password". Loaded as fixtures (``raw_mode``): nothing is audited. In
+    the app's context, as the app writes: the background receiver of the comment
+    runs for the app, on its database."""
+    with app.app_context(), Session(engine) as session, raw_mode(session):
         alice = User(username="alice", email="alice@example.test")
         alice.set_password("alice's password")
         bob = User(username="bob", email="bob@example.test")

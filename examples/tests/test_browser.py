@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -39,9 +40,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def demo_url(demo_database: Database, engine: Engine, tmp_path: Path) -> Iterator[str]:
-    """The demo seeded, and served by ``python -m examples.flask_app`` on a free port."""
-    with Session(engine) as session, raw_mode(session):
+def demo_url(demo_database: Database, app: Flask, engine: Engine, tmp_path: Path) -> Iterator[str]:
+    """The demo seeded (in the app's context, as ``blog`` is), and served by
+    ``python -m examples.flask_app`` on a free port."""
+    with app.app_context(), Session(engine) as session, raw_mode(session):
         seed(session)
         session.commit()
     port = free_port()

@@ -4,15 +4,16 @@ what its receivers write, and what they never write."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine, MetaData, make_url, select
 from sqlalchemy.orm import Session
 
 from examples.blog.models import Comment, Post, User, outbox
-from examples.flask_app import db
-from examples.tests.conftest import Blog, Visitor, audit_log, emails
+from examples.flask_app import create_app, db
+from examples.tests.conftest import Blog, Visitor, alembic, audit_log, emails
 from sa_signals.auth.credentials import CLEANSED_SUBSTITUTE
 
 
@@ -154,6 +155,24 @@ def test_deleting_a_post_deletes_its_comments_each_audited_with_the_post_as_orig
     )
     with Session(engine) as session:
         assert session.scalars(select(Comment)).all() == []
+
+
+def test_the_background_receiver_runs_on_the_database_of_the_app_that_committed(
+    visitor: Visitor, engine: Engine, blog: Blog, tmp_path: Path
+) -> None:
+    """Two apps in one process, as in a test suite: the task of a comment made in
+    the first runs on the first's database, not on the one made last."""
+    other_url = make_url(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    alembic(other_url, "upgrade", "head")
+    other = create_app({"SECRET_KEY": "other", "SQLALCHEMY_DATABASE_URI": str(other_url)})
+    try:
+        visitor.log_in("bob", "bob's password")
+        visitor.submit(f"/posts/{blog.post_id}/comments", page=f"/posts/{blog.post_id}", body="Hi")
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+
+    assert emails(engine) == [("alice@example.test", "New comment on 'First post'")]
 
 
 def test_a_comment_emails_the_post_author_after_the_commit_but_not_their_own(
