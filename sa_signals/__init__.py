@@ -6,6 +6,7 @@ model signals is installed for every session.
 """
 
 from sa_signals import orm as _orm  # noqa: F401  (installs the bridge)
+from sa_signals._version import __version__ as __version__
 from sa_signals.dispatch import Signal, receiver
 from sa_signals.signals import (
     ModelSignal,

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MuteRule", "in_use", "pop", "push", "without_muted"]
+__all__: list[str] = []
 
 
 @dataclass(frozen=True)

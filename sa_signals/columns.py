@@ -22,18 +22,7 @@ from sqlalchemy.orm import InstanceState, Mapper, Session
 
 from sa_signals.internals import lend_values
 
-__all__ = [
-    "SELECT_OPTION",
-    "column_key_set",
-    "column_keys",
-    "fetch_columns",
-    "fetch_unloaded_columns",
-    "lent_values",
-    "marked",
-    "per_mapper",
-    "session_connection",
-    "values_lent",
-]
+__all__: list[str] = []
 
 _CHUNK = 500  # identities per SELECT, well under every backend's parameter limit
 

@@ -21,20 +21,7 @@ except ImportError:  # SQLAlchemy 2.0 calls it await_only
 
 T = TypeVar("T")
 
-__all__ = [
-    "await_in_greenlet",
-    "can_be_orphaned",
-    "delete_orphan_configured",
-    "existing_mappers",
-    "flushes_allowed",
-    "in_greenlet",
-    "lend_values",
-    "loader_options",
-    "orphaned",
-    "post_updated",
-    "resolved_statement",
-    "runs_as_orm",
-]
+__all__: list[str] = []
 
 
 def in_greenlet() -> bool:

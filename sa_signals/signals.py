@@ -20,7 +20,6 @@ from sa_signals.dispatch import Receiver, Signal, describe
 from sa_signals.transaction import defer
 
 __all__ = [
-    "AssociationSignal",
     "ModelSignal",
     "m2m_changed",
     "post_bulk_update",

@@ -13,14 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.orm import Session, scoped_session
 
-__all__ = [
-    "AnySession",
-    "is_raw",
-    "raw_mode",
-    "signals_disabled",
-    "signals_enabled",
-    "sync_session_of",
-]
+__all__ = ["raw_mode", "signals_disabled"]
 
 # Every kind of session a program holds; scoped sessions are invariant in the
 # session class, and Flask-SQLAlchemy's db.session scopes a Session subclass.

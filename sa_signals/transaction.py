@@ -59,7 +59,7 @@ from sa_signals.columns import (
 from sa_signals.dispatch import describe
 from sa_signals.switches import AnySession, sync_session_of
 
-__all__ = ["Callback", "capturing", "defer", "on_commit", "run"]
+__all__ = ["on_commit"]
 
 logger = logging.getLogger("sa_signals")
 

@@ -524,7 +524,6 @@ def test_the_receiver_decorator_takes_a_single_signal() -> None:
     assert signal.send(Order) == [(audit, "audited")]
 
 
-
 def test_the_receiver_decorator_refuses_a_misspelt_keyword_where_it_is_written() -> None:
     """Django's ``receiver(signal, **kwargs)`` passes ``sendr=`` on to ``connect()``;
     here the mistake fails where it is made, before a single receiver is connected."""
@@ -532,6 +531,7 @@ def test_the_receiver_decorator_refuses_a_misspelt_keyword_where_it_is_written()
     with pytest.raises(TypeError, match="sendr"):
         receiver(signal, sendr=Order)  # type: ignore[call-arg]
     assert not signal.receivers
+
 
 # -- blinker's own tools keep working --------------------------------------------------------------
 

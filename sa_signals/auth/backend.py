@@ -22,7 +22,7 @@ from sa_signals.auth.credentials import cleanse_credentials
 from sa_signals.auth.mixins import UserMixin
 from sa_signals.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
-__all__ = ["authenticate", "login", "logout", "resolve_user_model", "update_last_login"]
+__all__ = ["authenticate", "login", "logout", "update_last_login"]
 
 U = TypeVar("U", bound=UserMixin)
 

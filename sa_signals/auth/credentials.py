@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-__all__ = ["CLEANSED_SUBSTITUTE", "SENSITIVE_CREDENTIALS", "cleanse_credentials"]
+__all__: list[str] = []
 
 SENSITIVE_CREDENTIALS = re.compile("pass|token|secret|key|api|signature", re.IGNORECASE)
 CLEANSED_SUBSTITUTE = "********************"

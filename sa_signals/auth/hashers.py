@@ -29,17 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = [
-    "MAX_PASSWORD_LENGTH",
-    "Verification",
-    "get_password_hasher",
-    "hash_password",
-    "is_argon2_hash",
-    "set_password_hasher",
-    "validate_password",
-    "verify_against_dummy",
-    "verify_password",
-]
+__all__ = ["MAX_PASSWORD_LENGTH", "set_password_hasher"]
 
 # Django's limit from its fix for CVE-2013-1443 (a password-length DoS): longer
 # than any passphrase a person types or a password manager generates.

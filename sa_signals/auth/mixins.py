@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sa_signals.auth import hashers
 from sa_signals.types import UTCDateTime
 
-__all__ = ["MAX_USERNAME_LENGTH", "UserMixin"]
+__all__ = ["UserMixin"]
 
 MAX_USERNAME_LENGTH = 150  # Django's
 

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["TAG", "EnumClass", "declared_enum", "decode_value", "dumps", "encode_value", "loads"]
+__all__: list[str] = []
 
 TAG = "__sa_signals__"
 

@@ -38,7 +38,7 @@ from sa_signals.dispatch import Signal, describe
 from sa_signals.internals import existing_mappers
 from sa_signals.signals import post_delete, post_save
 
-__all__ = ["BACKGROUND_SIGNALS", "RefusedEvent", "arguments_in_worker", "encoded_event"]
+__all__ = ["RefusedEvent"]
 
 # The signals whose receivers can run in the background: both are sent once the
 # row is written, with a primary key to find it by (pre_save's new instance has

@@ -21,13 +21,7 @@ from sqlalchemy.orm import Mapper, Session
 
 from sa_signals.types import UTCDateTime
 
-__all__ = [
-    "OUTBOX_TABLE",
-    "find_outbox_table",
-    "outbox_table",
-    "standalone_outbox_table",
-    "write_event",
-]
+__all__ = ["OUTBOX_TABLE", "outbox_table"]
 
 OUTBOX_TABLE = "sa_signals_outbox"
 

@@ -48,18 +48,7 @@ from sqlalchemy import Connection as DatabaseConnection
 
 from sa_signals.celery.outbox import standalone_outbox_table
 
-__all__ = [
-    "LEASE",
-    "PAUSE_AFTER_FAILURE",
-    "PUBLISH_OPTIONS",
-    "PUBLISH_TIMEOUT",
-    "checked_publish_options",
-    "claimable",
-    "publish_events",
-    "register_task",
-    "relay_outbox",
-    "set_aside",
-]
+__all__ = ["relay_outbox"]
 
 logger = logging.getLogger("sa_signals")
 

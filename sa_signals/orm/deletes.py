@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sa_signals.columns import per_mapper
 from sa_signals.internals import can_be_orphaned, delete_orphan_configured, orphaned
 
-__all__ = ["cascade_origins", "delete_orphans", "is_orphan"]
+__all__: list[str] = []
 
 
 def is_orphan(state: InstanceState[Any]) -> bool:

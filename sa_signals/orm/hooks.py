@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapper
 
 from sa_signals.dispatch import Signal
 
-__all__ = ["MapperHooks"]
+__all__: list[str] = []
 
 
 class MapperHooks:

@@ -37,7 +37,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sa_signals.internals import existing_mappers
 from sa_signals.signals import m2m_changed
 
-__all__ = ["CollectionChanges"]
+__all__: list[str] = []
 
 _ORIGINS = "sa_signals.m2m_origins"  # InstanceState.info: {key: {related state: made here?}}
 

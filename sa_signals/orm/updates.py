@@ -43,15 +43,7 @@ from sa_signals.columns import (
     per_mapper,
 )
 
-__all__ = [
-    "OldValues",
-    "UpdateColumns",
-    "columns_to_write",
-    "generated_on_update",
-    "planned_update",
-    "post_updated_changes",
-    "update_columns",
-]
+__all__: list[str] = []
 
 
 def _history(state: InstanceState[Any], key: str) -> History:
