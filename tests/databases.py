@@ -4,6 +4,10 @@ SQLite always works. PostgreSQL and MariaDB are servers: each test run creates a
 database of its own on them (so that two runs on one machine never meet) and
 drops it at the end. An unreachable server skips its tests with the reason, unless
 ``SA_SIGNALS_REQUIRE_SERVICES=1`` (set by CI), which turns the skip into a failure.
+
+``SA_SIGNALS_BACKENDS=sqlite`` (a comma-separated choice) runs the database tests on
+fewer backends: CI's matrix jobs, which prove other Pythons and SQLAlchemy
+versions, run on SQLite while the main job runs all three.
 """
 
 from __future__ import annotations
@@ -22,7 +26,30 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-BACKENDS = ("sqlite", "postgresql", "mariadb")
+ALL_BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def _chosen_backends() -> tuple[str, ...]:
+    chosen = os.environ.get("SA_SIGNALS_BACKENDS")
+    if not chosen:
+        return ALL_BACKENDS
+    backends = tuple(name.strip() for name in chosen.split(","))
+    unknown = [name for name in backends if name not in ALL_BACKENDS]
+    if unknown or not backends:
+        raise pytest.UsageError(
+            f"SA_SIGNALS_BACKENDS={chosen!r}: choose among {', '.join(ALL_BACKENDS)}"
+        )
+    return backends
+
+
+BACKENDS = _chosen_backends()
+
+
+def preferring(backend: str) -> list[str]:
+    """For a test that needs one database, not each: ``backend`` when the run
+    includes it, or else the first backend it does."""
+    return [backend if backend in BACKENDS else BACKENDS[0]]
+
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

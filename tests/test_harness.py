@@ -79,6 +79,7 @@ def suite_without_postgresql(
     a plugin), to run in a fresh process whose PostgreSQL URL points at nothing:
     ``tests.databases`` reads the URLs when first imported, which this process
     did long ago."""
+    monkeypatch.delenv("SA_SIGNALS_BACKENDS", raising=False)  # PostgreSQL is the point
     pytester.makeconftest('pytest_plugins = ["tests.conftest"]')
     pytester.makepyfile(
         test_needs_a_database="""

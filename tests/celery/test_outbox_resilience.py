@@ -40,7 +40,7 @@ from sa_signals.celery import relay as relay_module
 from sa_signals.celery.relay import PAUSE_AFTER_FAILURE, PUBLISH_TIMEOUT
 from tests.celery.conftest import Deliveries, messages_waiting, pending_events
 from tests.celery.proxy import BrokerProxy
-from tests.databases import Database
+from tests.databases import Database, preferring
 from tests.models import Order, outbox
 
 Background = Callable[..., Deliveries]
@@ -85,7 +85,8 @@ def relay_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # the pause is the broker's
+# One database is enough: the pause is the broker's.
+@pytest.mark.parametrize("database", preferring("postgresql"), indirect=True)
 def test_after_a_broker_failure_commits_leave_their_events_to_the_relay_for_a_while(
     session: Session,
     engine: Engine,
@@ -122,7 +123,7 @@ def test_after_a_broker_failure_commits_leave_their_events_to_the_relay_for_a_wh
 
 
 # The broker's connection is what matters here: one database is enough.
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database", preferring("postgresql"), indirect=True)
 @pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)  # AMQP closes with a handshake
 def test_a_network_dying_under_the_connection_holds_a_commit_for_the_timeout_only(
     session: Session, engine: Engine, background: Background, broker_proxy: BrokerProxy
