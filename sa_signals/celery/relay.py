@@ -68,7 +68,9 @@ PUBLISH_OPTIONS: dict[str, tuple[type, ...]] = {
     "expires": (int, float),
 }
 
-AppFor = Callable[[str], Celery[Any]]  # the Celery app that publishes a task, by name
+# The Celery app that publishes a task, by name. Quoted: Celery is generic only to
+# the type checker (celery-types); Celery 5.4 cannot be subscripted at run time.
+AppFor = Callable[[str], "Celery[Any]"]
 Bind = Engine | DatabaseConnection
 
 
