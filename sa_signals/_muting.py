@@ -57,6 +57,11 @@ def pop(rule: MuteRule) -> None:
             return
 
 
+def any_muted() -> bool:
+    """Whether this context mutes anything now (ask ``in_use`` first: it is cheaper)."""
+    return bool(_rules.get())
+
+
 def without_muted(signal: Any, sender: Any, routes: tuple[Any, ...]) -> tuple[Any, ...]:
     """The routes of a send that this context has not muted."""
     rules = [rule for rule in _rules.get() if rule.covers(signal, sender)]

@@ -329,29 +329,61 @@ def _deletes_to_announce(
     return [(state, reached[state] if state in reached else state.obj()) for state in deleted]
 
 
+# The sends of the flush, once per object, call each receiver with its keyword
+# arguments written out (see Signal.plain_calls_for); send() serves deferred,
+# async and muted receivers with the same arguments.
+
+
 def _send_pre_save(
     flush: _Flush, state: InstanceState[Any], update_fields: frozenset[str] | None
 ) -> None:
     """``update_fields`` is ``None`` for an INSERT."""
     flush.announced_saves.add(state)
-    pre_save.send(
-        state.class_,
-        instance=state.obj(),
-        raw=flush.raw,
-        using=flush.using[state.mapper],
-        update_fields=update_fields,
-        session=flush.session,
-    )
+    sender, instance, using = state.class_, state.obj(), flush.using[state.mapper]
+    routes = pre_save.plain_calls_for(sender)
+    if routes is None:
+        pre_save.send(
+            sender,
+            instance=instance,
+            raw=flush.raw,
+            using=using,
+            update_fields=update_fields,
+            session=flush.session,
+        )
+        return
+    for target, weak, _ in routes:
+        receiver = target() if weak else target
+        if receiver is not None:
+            receiver(
+                signal=pre_save,
+                sender=sender,
+                instance=instance,
+                raw=flush.raw,
+                using=using,
+                update_fields=update_fields,
+                session=flush.session,
+            )
 
 
 def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> None:
-    pre_delete.send(
-        state.class_,
-        instance=state.obj(),
-        using=flush.using[state.mapper],
-        origin=origin,
-        session=flush.session,
-    )
+    sender, instance, using = state.class_, state.obj(), flush.using[state.mapper]
+    routes = pre_delete.plain_calls_for(sender)
+    if routes is None:
+        pre_delete.send(
+            sender, instance=instance, using=using, origin=origin, session=flush.session
+        )
+        return
+    for target, weak, _ in routes:
+        receiver = target() if weak else target
+        if receiver is not None:
+            receiver(
+                signal=pre_delete,
+                sender=sender,
+                instance=instance,
+                using=using,
+                origin=origin,
+                session=flush.session,
+            )
 
 
 # -- inside the flush: mapper events -------------------------------------------------------
@@ -585,25 +617,53 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
     with flushes_allowed(session), values_lent(flush.deleted_values):
         # One send per row written, written out here: a helper would be a call per object.
         for signal, instance, detail, changes in flush.written:
+            sender = type(instance)
+            bind = using[instance_state(instance).mapper]
+            routes = signal.plain_calls_for(sender)
             if signal is post_save:
-                post_save.send(
-                    type(instance),
-                    instance=instance,
-                    created=detail,
-                    raw=raw,
-                    using=using[instance_state(instance).mapper],
-                    update_fields=None if detail else frozenset(changes),
-                    changes=changes,
-                    session=session,
+                update_fields = None if detail else frozenset(changes)
+                if routes is None:
+                    post_save.send(
+                        sender,
+                        instance=instance,
+                        created=detail,
+                        raw=raw,
+                        using=bind,
+                        update_fields=update_fields,
+                        changes=changes,
+                        session=session,
+                    )
+                    continue
+                for target, weak, _ in routes:
+                    receiver = target() if weak else target
+                    if receiver is not None:
+                        receiver(
+                            signal=post_save,
+                            sender=sender,
+                            instance=instance,
+                            created=detail,
+                            raw=raw,
+                            using=bind,
+                            update_fields=update_fields,
+                            changes=changes,
+                            session=session,
+                        )
+            elif routes is None:
+                post_delete.send(
+                    sender, instance=instance, using=bind, origin=detail, session=session
                 )
             else:
-                post_delete.send(
-                    type(instance),
-                    instance=instance,
-                    using=using[instance_state(instance).mapper],
-                    origin=detail,
-                    session=session,
-                )
+                for target, weak, _ in routes:
+                    receiver = target() if weak else target
+                    if receiver is not None:
+                        receiver(
+                            signal=post_delete,
+                            sender=sender,
+                            instance=instance,
+                            using=bind,
+                            origin=detail,
+                            session=session,
+                        )
         flush.collections.send_post()  # association rows are written last
 
 

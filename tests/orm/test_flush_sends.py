@@ -1,0 +1,105 @@
+"""The flush calls a model signal's plain receivers itself, its keyword arguments
+written out (cheaper than ``send()``'s dict, once per object), and leaves the
+send to ``send()`` when a receiver is deferred or async or something is muted.
+Either way a receiver gets exactly the same arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from sa_signals import Signal, post_delete, post_save, pre_delete, pre_save
+from sa_signals.testing import mute
+from tests.conftest import Recorder
+from tests.models import Customer, Order
+
+Listen = Callable[..., Recorder]
+FLUSH_SIGNALS = {
+    "pre_save": pre_save,
+    "post_save": post_save,
+    "pre_delete": pre_delete,
+    "post_delete": post_delete,
+}
+
+
+def insert_update_delete(session: Session, reference: str) -> None:
+    order = Order(reference=reference)
+    session.add(order)
+    session.flush()
+    order.status = "paid"
+    session.flush()
+    session.delete(order)
+    session.flush()
+
+
+def as_seen(call: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments, the order in it named by its reference (each run has its own)."""
+    return {
+        key: value.reference if isinstance(value, Order) else value for key, value in call.items()
+    }
+
+
+async def an_async_receiver(**kwargs: Any) -> None:
+    pass
+
+
+def a_deferred_receiver(**kwargs: Any) -> None:
+    pass
+
+
+def not_me(**kwargs: Any) -> None:
+    pass
+
+
+@pytest.fixture(params=["a deferred receiver", "an async receiver", "a muted receiver"])
+def send_delivers(
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[[Signal], AbstractContextManager[Any]]]:
+    """Something beside the recorder that makes the flush hand its sends to ``send()``."""
+    connected: list[tuple[Signal, Any]] = []
+
+    def beside(signal: Signal) -> AbstractContextManager[Any]:
+        if request.param == "a deferred receiver":
+            signal.connect(a_deferred_receiver, sender=Order, on_commit=True)
+            connected.append((signal, a_deferred_receiver))
+            return nullcontext()
+        if request.param == "an async receiver":
+            signal.connect(an_async_receiver, sender=Order)
+            connected.append((signal, an_async_receiver))
+            return nullcontext()
+        signal.connect(not_me, sender=Order)
+        connected.append((signal, not_me))
+        return mute(signal, receiver=not_me)
+
+    yield beside
+    for signal, connected_receiver in connected:
+        signal.disconnect(connected_receiver, sender=Order)
+
+
+@pytest.mark.parametrize("signal", FLUSH_SIGNALS.values(), ids=FLUSH_SIGNALS.keys())
+def test_a_receiver_gets_the_same_arguments_whoever_delivers_them(
+    session: Session,
+    listen: Listen,
+    signal: Signal,
+    send_delivers: Callable[[Signal], AbstractContextManager[Any]],
+) -> None:
+    recorder = listen(signal, sender=Order)
+    insert_update_delete(session, "A-1")
+    called_by_the_flush = [as_seen(call) for call in recorder.calls]
+    recorder.calls.clear()
+
+    with send_delivers(signal):
+        insert_update_delete(session, "A-1")
+
+    assert [as_seen(call) for call in recorder.calls] == called_by_the_flush
+    assert len(called_by_the_flush) == (1 if signal in (pre_delete, post_delete) else 2)
+
+
+def test_a_receiver_for_another_sender_is_not_called(session: Session, listen: Listen) -> None:
+    other = listen(post_save, sender=Customer)
+    insert_update_delete(session, "A-1")
+    assert other.calls == []
