@@ -298,14 +298,15 @@ class Signal(blinker.Signal):
         receiver that was just collected, never miss a live one."""
         return bool(self._connections) and bool(self._routes_for(sender))
 
-    def plain_calls_for(self, sender: Any) -> tuple[_Route, ...] | None:
-        """The routes of a send by ``sender`` if each one is a plain call, for a
-        hot path that calls the receivers itself with its keyword arguments
-        written out (the flush, once per object): there ``send(**named)`` makes
-        CPython build a dict and unpack it again into each receiver's, which
-        costs twice what all the rest of a send does. ``None`` where ``send()``
-        must do it: a receiver is deferred or async, or something is muted. The
-        caller resolves weak routes and skips dead ones, as ``send()`` does."""
+    def _plain_routes_for(self, sender: Any) -> tuple[_Route, ...] | None:
+        """The routes of a send by ``sender`` if each one is a plain call, for the
+        flush, which calls the receivers itself once per object with the keyword
+        arguments written out: ``send(**named)`` makes CPython build a dict and
+        unpack it again into each receiver's, which costs twice what all the rest
+        of a send does. ``None`` where ``send()`` must do it: a receiver is
+        deferred or async, or something is muted. The caller resolves weak routes
+        and skips dead ones, and passes ``signal`` and ``sender`` last, as
+        ``send()`` does. Private to the package: a route is not API."""
         if not self._connections:
             return ()
         routes = self._routes_by_sender.get(id(sender))

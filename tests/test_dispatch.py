@@ -533,6 +533,24 @@ def test_the_receiver_decorator_refuses_a_misspelt_keyword_where_it_is_written()
     assert not signal.receivers
 
 
+def test_the_flush_calls_receivers_itself_only_where_send_would_just_call_them() -> None:
+    """``_plain_routes_for`` gives the flush the routes it may call itself; ``None``
+    hands the send to ``send()``."""
+    signal, record = Signal(), Recorder()
+    assert signal._plain_routes_for(Order) == ()  # nothing connected
+    signal.connect(record, sender=Order)
+    assert signal._plain_routes_for(Invoice) == ()  # nothing for that sender
+    assert signal._plain_routes_for(Order) is not None
+    with signal.muted():  # blinker's switch
+        assert signal._plain_routes_for(Order) is None
+
+    async def awaited(**kwargs: Any) -> None:
+        pass
+
+    signal.connect(awaited, sender=Order)
+    assert signal._plain_routes_for(Order) is None
+
+
 # -- blinker's own tools keep working --------------------------------------------------------------
 
 

@@ -330,8 +330,9 @@ def _deletes_to_announce(
 
 
 # The sends of the flush, once per object, call each receiver with its keyword
-# arguments written out (see Signal.plain_calls_for); send() serves deferred,
-# async and muted receivers with the same arguments.
+# arguments written out (see Signal._plain_routes_for), in the order send() gives
+# them (``signal`` and ``sender`` last); send() serves deferred, async and muted
+# receivers with the same arguments.
 
 
 def _send_pre_save(
@@ -340,7 +341,7 @@ def _send_pre_save(
     """``update_fields`` is ``None`` for an INSERT."""
     flush.announced_saves.add(state)
     sender, instance, using = state.class_, state.obj(), flush.using[state.mapper]
-    routes = pre_save.plain_calls_for(sender)
+    routes = pre_save._plain_routes_for(sender)
     if routes is None:
         pre_save.send(
             sender,
@@ -355,19 +356,19 @@ def _send_pre_save(
         receiver = target() if weak else target
         if receiver is not None:
             receiver(
-                signal=pre_save,
-                sender=sender,
                 instance=instance,
                 raw=flush.raw,
                 using=using,
                 update_fields=update_fields,
                 session=flush.session,
+                signal=pre_save,
+                sender=sender,
             )
 
 
 def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> None:
     sender, instance, using = state.class_, state.obj(), flush.using[state.mapper]
-    routes = pre_delete.plain_calls_for(sender)
+    routes = pre_delete._plain_routes_for(sender)
     if routes is None:
         pre_delete.send(
             sender, instance=instance, using=using, origin=origin, session=flush.session
@@ -377,12 +378,12 @@ def _send_pre_delete(flush: _Flush, state: InstanceState[Any], origin: Any) -> N
         receiver = target() if weak else target
         if receiver is not None:
             receiver(
-                signal=pre_delete,
-                sender=sender,
                 instance=instance,
                 using=using,
                 origin=origin,
                 session=flush.session,
+                signal=pre_delete,
+                sender=sender,
             )
 
 
@@ -619,7 +620,7 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
         for signal, instance, detail, changes in flush.written:
             sender = type(instance)
             bind = using[instance_state(instance).mapper]
-            routes = signal.plain_calls_for(sender)
+            routes = signal._plain_routes_for(sender)
             if signal is post_save:
                 update_fields = None if detail else frozenset(changes)
                 if routes is None:
@@ -638,8 +639,6 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
                     receiver = target() if weak else target
                     if receiver is not None:
                         receiver(
-                            signal=post_save,
-                            sender=sender,
                             instance=instance,
                             created=detail,
                             raw=raw,
@@ -647,6 +646,8 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
                             update_fields=update_fields,
                             changes=changes,
                             session=session,
+                            signal=post_save,
+                            sender=sender,
                         )
             elif routes is None:
                 post_delete.send(
@@ -657,12 +658,12 @@ def _after_flush_postexec(session: Session, flush_context: UOWTransaction) -> No
                     receiver = target() if weak else target
                     if receiver is not None:
                         receiver(
-                            signal=post_delete,
-                            sender=sender,
                             instance=instance,
                             using=bind,
                             origin=detail,
                             session=session,
+                            signal=post_delete,
+                            sender=sender,
                         )
         flush.collections.send_post()  # association rows are written last
 

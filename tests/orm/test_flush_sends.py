@@ -5,6 +5,7 @@ Either way a receiver gets exactly the same arguments."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -88,14 +89,17 @@ def test_a_receiver_gets_the_same_arguments_whoever_delivers_them(
     send_delivers: Callable[[Signal], AbstractContextManager[Any]],
 ) -> None:
     recorder = listen(signal, sender=Order)
+    assert signal._plain_routes_for(Order) is not None  # the flush calls it itself
     insert_update_delete(session, "A-1")
-    called_by_the_flush = [as_seen(call) for call in recorder.calls]
+    called_by_the_flush = [list(as_seen(call).items()) for call in recorder.calls]
     recorder.calls.clear()
 
     with send_delivers(signal):
+        assert signal._plain_routes_for(Order) is None  # send() delivers
         insert_update_delete(session, "A-1")
 
-    assert [as_seen(call) for call in recorder.calls] == called_by_the_flush
+    # The same arguments, in the same order (a receiver may iterate over them).
+    assert [list(as_seen(call).items()) for call in recorder.calls] == called_by_the_flush
     assert len(called_by_the_flush) == (1 if signal in (pre_delete, post_delete) else 2)
 
 
@@ -103,3 +107,46 @@ def test_a_receiver_for_another_sender_is_not_called(session: Session, listen: L
     other = listen(post_save, sender=Customer)
     insert_update_delete(session, "A-1")
     assert other.calls == []
+
+
+def test_receivers_run_in_connection_order_and_the_first_failure_stops_the_flush(
+    session: Session, listen: Listen
+) -> None:
+    first, second, third = (listen(post_save, sender=Order) for _ in range(3))
+    order: list[str] = []
+    first.side_effect = lambda **_: order.append("first")
+    second.side_effect = lambda **_: order.append("second")
+    third.side_effect = lambda **_: order.append("third")
+    session.add(Order(reference="A-1"))
+    session.flush()
+    assert order == ["first", "second", "third"]
+
+    def refuse(**kwargs: Any) -> None:
+        raise RuntimeError("refused")
+
+    second.side_effect = refuse
+    session.add(Order(reference="A-2"))
+    with pytest.raises(RuntimeError, match="refused"):
+        session.flush()
+    assert len(third.calls) == 1  # not reached
+
+
+def test_a_weakly_held_receiver_that_was_collected_is_skipped(session: Session) -> None:
+    calls: list[str] = []
+
+    def gone(**kwargs: Any) -> None:
+        calls.append("gone")
+
+    def kept(**kwargs: Any) -> None:
+        calls.append("kept")
+
+    post_save.connect(gone, sender=Order)  # weakly, as by default
+    post_save.connect(kept, sender=Order)
+    try:
+        del gone
+        gc.collect()
+        session.add(Order(reference="A-1"))
+        session.flush()
+        assert calls == ["kept"]
+    finally:
+        post_save.disconnect(kept, sender=Order)
