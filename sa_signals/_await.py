@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from sa_signals.internals import await_in_greenlet, in_greenlet
 
+__all__: list[str] = []
+
 T = TypeVar("T")
 
 
