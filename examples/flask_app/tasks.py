@@ -7,6 +7,11 @@ missed with ``python -m sa_signals.celery relay --db $DATABASE_URL --app
 examples.flask_app.tasks:celery_app --loop``. Without it the demo needs no broker:
 each task runs in this process right after the commit (Celery's eager mode),
 still written to the outbox and published from it.
+
+Either way the task runs in a Flask app's context (``AppContextTask``), on that
+app's database. A comment committed outside any app context (a script, a test
+fixture) gets no e-mail in eager mode: the task fails at once, and the relay
+logs the failure as the receiver's own (on logger ``sa_signals``).
 """
 
 from __future__ import annotations
