@@ -22,7 +22,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import bulk, databases, dispatch, flush, memory, outbox
+from benchmarks import bulk, calls, databases, dispatch, flush, memory, outbox
 from benchmarks.context import Context
 from benchmarks.harness import DATABASE_LABELS, Options, Table, Target, targets_table
 from benchmarks.pool import workers
@@ -31,6 +31,7 @@ TableRun = Callable[[Context], tuple[list[Table], list[Target]]]
 
 TABLES: dict[str, TableRun] = {
     "dispatch": dispatch.run,
+    "calls": calls.run,
     "flush": flush.run,
     "instructions": flush.run_instructions,
     "memory": memory.run,
