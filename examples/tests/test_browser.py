@@ -6,7 +6,6 @@ temporary directory."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,26 +16,15 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from examples.blog.seed import DEMO_PASSWORD, DEMO_USERNAME, seed
 from examples.tests.conftest import ROOT
 from sa_signals import raw_mode
-from tests.databases import Database, unavailable
-
-CHROMIUM = "/usr/bin/chromium"
-# Chromium as this machine allows it: no sandbox (root), no GPU, no network
-# beyond loopback (so nothing in the background tries to reach Google).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.chromium import launched_chromium
+from tests.databases import Database
 
 
 @pytest.fixture
@@ -93,12 +81,8 @@ def wait_until_served(url: str, server: subprocess.Popen[bytes], log: Path) -> N
 
 @pytest.fixture
 def chromium() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_log_in_edit_a_post_and_see_it_in_the_audit_log(
