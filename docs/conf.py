@@ -8,12 +8,19 @@ the site builds offline and works opened from disk.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import sa_signals
 
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
+# Furo's syntax colours (accessible-pygments) call logging.basicConfig() when
+# imported, which would print every library's INFO records (Alembic's among
+# them) into the build's output. A handler on the root logger first makes that
+# call do nothing; Sphinx's own messages have their own handlers.
+logging.getLogger().addHandler(logging.NullHandler())
 
 project = "sa-signals"
 author = "The sa-signals developers"
