@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapper, QueryContext, object_session
 from sa_signals.internals import existing_mappers
 from sa_signals.orm.hooks import MapperHooks
 from sa_signals.signals import post_init, pre_init
+from sa_signals.switches import signals_enabled
 
 __all__: list[str] = []
 
@@ -43,6 +44,8 @@ def _send_post_init_on_load(target: Any, context: QueryContext | None) -> None:
     # session.merge() makes the new instances it merges into without a
     # constructor or a query, and sends them as loaded with no context.
     session = context.session if context is not None else object_session(target)
+    if session is not None and not signals_enabled(session):
+        return
     post_init.send(type(target), instance=target, session=session)
 
 

@@ -6,9 +6,17 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from sa_signals import post_delete, post_save, pre_save, raw_mode, signals_disabled
+from sa_signals import (
+    m2m_changed,
+    post_delete,
+    post_init,
+    post_save,
+    pre_save,
+    raw_mode,
+    signals_disabled,
+)
 from sa_signals.testing import capture
-from tests.models import Order
+from tests.models import Order, Tag, order_tag
 
 
 def test_raw_mode_marks_the_saves_of_the_block(session: Session) -> None:
@@ -47,6 +55,26 @@ def test_signals_disabled_sends_nothing_for_that_session_only(
 
     assert [call["session"] for call in saved] == [other, session]
     assert deleted == []
+
+
+def test_signals_disabled_silences_loads_and_collections_too(session: Session) -> None:
+    order = Order(reference="loaded later", tags=[Tag(name="red")])
+    session.add(order)
+    session.commit()
+    order_id = order.id
+    session.expunge_all()
+
+    with (
+        capture(post_init, sender=Order) as loaded,
+        capture(m2m_changed, sender=order_tag) as collections,
+        signals_disabled(session),
+    ):
+        order = session.get_one(Order, order_id)
+        order.tags.append(Tag(name="blue"))
+        session.commit()
+
+    assert loaded == []
+    assert collections == []
 
 
 def test_the_switches_take_an_async_session() -> None:
