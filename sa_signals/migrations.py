@@ -16,9 +16,10 @@ Both signals carry ``sender`` (the Alembic ``Config``), ``direction``
 ``"head"``, ``"-1"``, an id) and ``using`` (the connection; ``None`` when Alembic
 only writes SQL, ``--sql``). A receiver may write rows, say default data, and
 they are committed: with the migrations where DDL is transactional
-(PostgreSQL), in a transaction of their own where Alembic commits each
-migration separately (SQLite, MariaDB). Other commands that run ``env.py``
-(``check``, ``revision --autogenerate``, ``current``) send nothing.
+(PostgreSQL), right after the signal where Alembic commits each migration
+separately (SQLite, MariaDB), even when there was nothing to migrate. Other
+commands that run ``env.py`` (``check``, ``revision --autogenerate``,
+``current``, ``stamp``) send nothing.
 """
 
 from __future__ import annotations
@@ -66,20 +67,28 @@ def run_migrations(context: AlembicContext, **kwargs: Any) -> None:
             "revision": migration_context.opts.get("destination_rev"),
             "using": connection,
         }
-        with _transaction_on(connection):
+        # Alembic commits its own transaction only when it runs every migration
+        # in one (transactional DDL, not one transaction per migration).
+        alembic_commits = migration_context.impl.transactional_ddl and not (
+            migration_context.opts.get("transaction_per_migration", False)
+        )
+        with _kept(connection, alembic_commits):
             pre_migrate.send(context.config, **named)
         context.run_migrations(**kwargs)
-        with _transaction_on(connection):
+        with _kept(connection, alembic_commits):
             post_migrate.send(context.config, **named)
 
 
 @contextmanager
-def _transaction_on(connection: Connection | None) -> Iterator[None]:
-    """The migration transaction if one is open; otherwise one of its own, since
-    where DDL is not transactional Alembic opens one per migration, and what a
-    receiver writes between them would be rolled back with the connection."""
-    if connection is None or connection.in_transaction():
-        yield
-        return
-    with connection.begin():
-        yield
+def _kept(connection: Connection | None, alembic_commits: bool) -> Iterator[None]:
+    """Commit what the receivers wrote, unless Alembic's transaction will.
+
+    Otherwise the connection may be in a transaction no one commits: Alembic's
+    reads of the version table begin one (SQLAlchemy's autobegin), and with
+    nothing to migrate it is rolled back when the connection closes. Alembic's
+    own rule for a migration where DDL is not transactional is the same: commit
+    whatever is open at the end of it.
+    """
+    yield
+    if connection is not None and not alembic_commits and connection.in_transaction():
+        connection.commit()

@@ -104,6 +104,33 @@ def test_post_migrate_sees_the_migrated_schema_and_writes_in_its_transaction(
         assert connection.execute(text("SELECT id FROM migrated")).scalars().all() == [42]
 
 
+def test_what_the_receivers_write_is_kept_when_there_was_nothing_to_migrate(
+    alembic_config: Config, engine: Engine
+) -> None:
+    """Where DDL is not transactional (SQLite, MariaDB), Alembic's reads of the
+    version table begin a transaction that no migration commits when there is
+    nothing to migrate: the receivers' writes must not stay in it."""
+    command.upgrade(alembic_config, "head")
+
+    def record(direction: str, using: Any, signal: Any, **kwargs: Any) -> None:
+        moment = 1 if signal is pre_migrate else 2
+        using.execute(text(f"INSERT INTO migrated (id) VALUES ({moment})"))
+
+    pre_migrate.connect(record)
+    post_migrate.connect(record)
+    try:
+        command.upgrade(alembic_config, "head")  # already there
+    finally:
+        pre_migrate.disconnect(record)
+        post_migrate.disconnect(record)
+
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id FROM migrated ORDER BY id")).scalars().all() == [
+            1,
+            2,
+        ]
+
+
 def test_other_commands_send_nothing(alembic_config: Config) -> None:
     with capture(pre_migrate) as before:
         command.current(alembic_config)
