@@ -570,9 +570,9 @@ def receiver(
         @receiver(post_save, sender=Order)
         def notify(sender, instance, created, **kwargs): ...
 
-    The keywords are ``connect()``'s, spelled out so that a type checker (and
-    Python itself, at import) catches a misspelt one, where Django's
-    ``**kwargs`` lets ``sendr=Order`` through to the first send.
+    The keywords are ``connect()``'s, spelled out so that a type checker catches
+    a misspelt one before the code runs; Django's ``**kwargs`` leaves
+    ``sendr=Order`` to the ``TypeError`` its ``connect()`` raises at import.
     """
 
     def connect(function: F) -> F:
