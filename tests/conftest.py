@@ -2,12 +2,16 @@
 
 ``engine`` runs a test once per database (SQLite, PostgreSQL, MariaDB) on the
 tables of ``tests.models``, emptied after every test; ``session`` is a ``Session``
-on it. An async test opens ``database.async_engine()`` inside its own event loop.
+on it. An async test opens ``database.async_engine()`` inside its own event loop;
+marked ``on_every_async_driver`` (``tests.databases``), it runs once per async
+driver instead, on the same databases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,16 +25,36 @@ from tests.models import Base
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Database]]:
+    """``databases(backend)``: this run's database on that backend, with the test
+    tables, made on first use and dropped at the end of the run. Made once
+    however many drivers reach it (an async test on asyncpg uses PostgreSQL's)."""
+    made: dict[str, Database] = {}
+    with ExitStack() as stack:
+
+        def database_on(backend: str) -> Database:
+            if backend not in made:
+                database = stack.enter_context(
+                    provisioned(backend, tmp_path_factory.mktemp(backend))
+                )
+                engine = database.engine()
+                Base.metadata.create_all(engine)
+                engine.dispose()
+                made[backend] = database
+            return made[backend]
+
+        yield database_on
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Database]:
-    """A database of this test run on each backend, with the test tables created."""
-    with provisioned(request.param, tmp_path_factory.mktemp(request.param)) as database:
-        engine = database.engine()
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield database
+def database(request: pytest.FixtureRequest, databases: Callable[[str], Database]) -> Database:
+    """A database of this test run on each backend, with the test tables created;
+    for a test marked ``on_every_async_driver``, on each backend's async drivers."""
+    if isinstance(request.param, tuple):
+        backend, async_driver = request.param
+        return replace(databases(backend), async_driver=async_driver)
+    return databases(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,9 @@ drops it at the end. An unreachable server skips its tests with the reason, unle
 ``SA_SIGNALS_BACKENDS=sqlite`` (a comma-separated choice) runs the database tests on
 fewer backends: CI's matrix jobs, which prove other Pythons and SQLAlchemy
 versions, run on SQLite while the main job runs all three.
+
+Async tests run on each async driver of a backend (``on_every_async_driver``):
+PostgreSQL has two, psycopg's async mode and asyncpg.
 """
 
 from __future__ import annotations
@@ -58,11 +61,43 @@ SERVER_URLS = {
     "mariadb": os.environ.get("SA_SIGNALS_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 
-ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+psycopg",
-    "mariadb": "mysql+aiomysql",
+# Each backend's async drivers, the first its default. PostgreSQL has two that
+# applications use: psycopg's async mode, and asyncpg, whose types (its own
+# UUID class), prepared statements, transactions and row counts (none for an
+# executemany) are its own.
+ASYNC_DRIVERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("sqlite+aiosqlite",),
+    "postgresql": ("postgresql+psycopg", "postgresql+asyncpg"),
+    "mariadb": ("mysql+aiomysql",),
 }
+
+
+def _driver_id(backend: str, driver: str) -> str:
+    """``postgresql-asyncpg`` where a backend has several drivers, the backend alone
+    where it has one (the ids the tests had before)."""
+    if len(ASYNC_DRIVERS[backend]) == 1:
+        return backend
+    return f"{backend}-{driver.partition('+')[2]}"
+
+
+def on_async_drivers(*drivers: str) -> pytest.MarkDecorator:
+    """Run an async test once per async driver (of ``drivers``; every one when
+    none is named) of the backends of the run, rather than once per backend: its
+    ``database`` (and ``engine``) is the driver's backend's, and
+    ``database.async_engine()`` uses that driver. Sync tests keep one run per
+    backend, so a second driver costs only the tests that ask for it."""
+    targets = [
+        pytest.param((backend, driver), id=_driver_id(backend, driver))
+        for backend in BACKENDS
+        for driver in ASYNC_DRIVERS[backend]
+        if not drivers or driver in drivers
+    ]
+    if not targets:  # SA_SIGNALS_BACKENDS left their backends out
+        return pytest.mark.skip(reason=f"runs on {', '.join(drivers)}, not in this run's backends")
+    return pytest.mark.parametrize("database", targets, indirect=True)
+
+
+on_every_async_driver = on_async_drivers()
 
 
 def services_required() -> bool:
@@ -98,6 +133,7 @@ class Database:
 
     backend: str
     url: URL
+    async_driver: str | None = None  # None: the backend's first (see ASYNC_DRIVERS)
 
     def engine(self) -> Engine:
         engine = create_engine(self.url)
@@ -108,7 +144,8 @@ class Database:
     def async_engine(self) -> AsyncEngine:
         """An async engine on the same database. Create and dispose of it inside
         one event loop: its pooled connections belong to the loop that made them."""
-        engine = create_async_engine(self.url.set(drivername=ASYNC_DRIVERS[self.backend]))
+        driver = self.async_driver or ASYNC_DRIVERS[self.backend][0]
+        engine = create_async_engine(self.url.set(drivername=driver))
         if self.backend == "sqlite":
             make_savepoints_real(engine.sync_engine)
         return engine

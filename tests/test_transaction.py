@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from sa_signals import on_commit
-from tests.databases import Database
+from tests.databases import Database, on_every_async_driver
 from tests.models import Base, Note
 
 
@@ -166,6 +166,7 @@ def test_something_that_is_not_a_session_is_refused_naming_it(engine: Engine) ->
         on_commit(lambda: None, None)  # type: ignore[arg-type]
 
 
+@on_every_async_driver
 def test_an_async_session_awaits_async_callbacks_on_its_loop(
     engine: Engine, database: Database
 ) -> None:
@@ -192,6 +193,7 @@ def test_an_async_session_awaits_async_callbacks_on_its_loop(
     assert seen == [loop]
 
 
+@on_every_async_driver
 def test_an_async_session_drops_callbacks_on_rollback(engine: Engine, database: Database) -> None:
     calls = Calls()
 

@@ -20,7 +20,7 @@ from sa_signals.auth import (
 )
 from sa_signals.auth.credentials import CLEANSED_SUBSTITUTE
 from tests.auth.conftest import CHEAP, Sends, WatchedHasher, run_python
-from tests.databases import Database
+from tests.databases import Database, on_every_async_driver
 from tests.models import Note, User
 
 REQUEST = object()  # what a web framework would pass: authenticate() only hands it on
@@ -429,6 +429,7 @@ def test_an_async_session_is_refused_with_the_way_to_call_it() -> None:
         authenticate(AsyncSession(), username="alice", password="correct horse")  # type: ignore[call-overload]
 
 
+@on_every_async_driver
 def test_with_an_async_session_authenticate_runs_through_run_sync(
     engine: Engine, database: Database, alice: User
 ) -> None:

@@ -29,7 +29,7 @@ from sa_signals.celery import outbox_table, relay_outbox
 from sa_signals.celery.relay import PUBLISH_TIMEOUT
 from tests.celery.conftest import Deliveries, messages_waiting, pending_events
 from tests.celery.proxy import BrokerProxy
-from tests.databases import Database
+from tests.databases import Database, on_every_async_driver
 from tests.models import Base, Order, outbox
 
 Background = Callable[..., Deliveries]
@@ -333,6 +333,7 @@ def test_the_relay_runs_as_a_celery_task_too(
     assert pending_events(engine) == 0
 
 
+@on_every_async_driver
 def test_an_async_session_writes_and_publishes_its_events_too(
     database: Database, background: Background, worker: Worker
 ) -> None:

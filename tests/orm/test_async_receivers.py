@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from sa_signals import post_save, pre_save
-from tests.databases import Database
+from tests.databases import Database, on_every_async_driver
 from tests.models import Order
 
 
@@ -30,6 +30,7 @@ def connect() -> Any:
         signal.disconnect(receiver, sender=Order)
 
 
+@on_every_async_driver
 def test_under_an_async_session_they_run_on_the_sessions_loop(
     engine: Engine, database: Database, connect: Any
 ) -> None:
@@ -71,6 +72,7 @@ def test_under_a_sync_session_they_run_to_completion(session: Session, connect: 
     assert finished == [(order.id, True)]
 
 
+@on_every_async_driver
 def test_a_failing_async_receiver_aborts_the_flush(
     engine: Engine, database: Database, connect: Any
 ) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from sa_signals import post_delete, post_save, pre_delete, pre_save
 from tests.conftest import Recorder
-from tests.databases import Database
+from tests.databases import Database, on_every_async_driver
 from tests.models import Base, Order
 
 Listen = Callable[..., Recorder]
@@ -97,6 +97,7 @@ def test_flask_sqlalchemys_db_session(engine: Engine, database: Database, listen
     assert heard() == EVERYTHING
 
 
+@on_every_async_driver
 def test_an_async_session_sends_with_its_sync_session(
     engine: Engine, database: Database, listen: Listen
 ) -> None:
