@@ -3,6 +3,7 @@ on RabbitMQ and Redis, for rows of SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -15,11 +16,13 @@ import pytest
 from celery import Celery
 from kombu import Queue
 from sqlalchemy import Engine, MetaData, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from sa_signals import post_delete, post_save, pre_save
 from sa_signals.celery import outbox_table, task_receiver
 from tests.celery.conftest import Deliveries, messages_waiting, pending_events
+from tests.databases import Database, on_every_async_driver
 from tests.models import Invoice, InvoiceState, Order, OrderLine, Stock, Ticket, outbox
 
 Background = Callable[..., Deliveries]
@@ -271,6 +274,51 @@ def test_in_eager_mode_the_receiver_runs_at_the_commit_through_the_outbox(
 
     assert [call["instance"].reference for call in deliveries.calls] == ["A-1"]
     assert pending_events(engine) == 0  # delivered: a failing receiver is not the broker's fault
+
+
+@on_every_async_driver
+def test_an_async_sessions_events_carry_the_values_its_driver_read(
+    engine: Engine, database: Database, background: Background, celery_app: Celery
+) -> None:
+    """From an AsyncSession, on each driver: the events are written in the flush's
+    transaction and published at its commit, and the values the driver read back
+    (asyncpg's own UUID class among them: an old value fetched during the flush,
+    a deleted row's columns) arrive as the types their columns declare."""
+    celery_app.conf.task_always_eager = True  # the task runs at the commit: no worker per driver
+    saved = background(post_save, sender=Ticket)
+    deleted = background(post_delete, sender=Invoice)
+    reference = uuid.uuid4()
+
+    async def write() -> uuid.UUID:
+        async_engine = database.async_engine()
+        try:
+            async with AsyncSession(async_engine) as session:
+                ticket = Ticket(title="printer on fire")
+                invoice = Invoice(number="F-1", amount=Decimal(1), due=date(2026, 1, 1))
+                invoice.reference, invoice.terms = reference, timedelta(days=30)
+                session.add_all([ticket, invoice])
+                await session.flush()
+                ticket_id = ticket.id
+                await session.commit()
+                ticket.title = "printer fixed"  # assigned while expired: the old value is read
+                await session.delete(await session.get_one(Invoice, "F-1"))  # read back
+                await session.commit()
+                return ticket_id
+        finally:
+            await async_engine.dispose()
+
+    ticket_id = asyncio.run(write())
+
+    assert [call["changes"] for call in saved.calls] == [
+        {},
+        {"title": ("printer on fire", "printer fixed")},
+    ]
+    assert saved.calls[1]["instance"].id == ticket_id
+    (gone,) = deleted.calls
+    assert gone["instance"].reference == reference
+    assert type(gone["instance"].reference) is uuid.UUID
+    assert gone["instance"].terms == timedelta(days=30)
+    assert pending_events(engine) == 0
 
 
 @pytest.mark.parametrize(
