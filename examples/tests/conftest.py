@@ -1,5 +1,6 @@
 """Fixtures of the demo's tests: the demo database on SQLite, PostgreSQL and
-MariaDB, migrated by the demo's own Alembic environment, and the Flask app on it.
+MariaDB, migrated by the demo's own Alembic environment, and the Flask app on it;
+the FastAPI app, served in a process of its own on the same database.
 
 The demo is an application of its own, with its own user model, so its tests run
 in a pytest process of their own (``pytest examples``; the README's test command
@@ -11,12 +12,18 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -28,7 +35,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from examples.blog.database import open_engine
-from examples.blog.models import AuditEntry, Base, Comment, Email, Post, User
+from examples.blog.models import AuditEntry, Base, Comment, Email, Post, Tag, User
 from examples.flask_app import create_app, db
 from sa_signals import raw_mode
 from sa_signals.auth import set_password_hasher
@@ -183,3 +190,120 @@ def emails(engine: Engine) -> list[tuple[str, str]]:
     """The e-mails sent, oldest first: (recipient, subject)."""
     with Session(engine) as session:
         return [(e.recipient, e.subject) for e in session.scalars(select(Email).order_by(Email.id))]
+
+
+# -- the FastAPI app, served as its README command serves it -----------------------------------
+#
+# In a process of its own (``python -m examples.fastapi_app``), never imported
+# here: receivers are connected for the whole process, and the Flask app's are
+# connected in this one; each app's receivers would hear the other's flushes.
+
+SERVER_TIMEOUT = 30.0  # seconds for the app to start; never reached when all is well
+
+
+class Api:
+    """A client of the served FastAPI app: JSON in and out, each request with its
+    own ``X-Request-ID`` when the test gives one, and a bearer token once logged in."""
+
+    def __init__(self, base_url: str, token: str | None = None, log: Path | None = None) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.log = log  # the served app's output
+
+    def request(
+        self, method: str, path: str, request_id: str | None = None, **options: Any
+    ) -> httpx.Response:
+        headers = {**self.headers, **({"X-Request-ID": request_id} if request_id else {})}
+        with httpx.Client(base_url=self.base_url, timeout=SERVER_TIMEOUT) as client:
+            return client.request(method, path, headers=headers, **options)
+
+    def log_in(self, username: str, password: str) -> Api:
+        """This client, logged in: a new one that sends the user's token."""
+        answer = self.request("POST", "/login", json={"username": username, "password": password})
+        assert answer.status_code == 200, answer.text
+        return Api(self.base_url, answer.json()["access_token"], self.log)
+
+
+@contextmanager
+def served_fastapi_app(database: Database, log: Path, **environment: str) -> Iterator[Api]:
+    """``python -m examples.fastapi_app`` on ``database`` and a free port, with
+    ``environment`` added to its own; yields a client of it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.url.render_as_string(hide_password=False),
+        "PORT": str(port),
+        "SECRET_KEY": "test secret",
+        **environment,
+    }
+    if "CELERY_BROKER_URL" not in environment:
+        env.pop("CELERY_BROKER_URL", None)  # eager mode: the task runs in the app's process
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "examples.fastapi_app"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    api = Api(f"http://127.0.0.1:{port}", log=log)
+    try:
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while not _answers(api):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the FastAPI app did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield api
+    finally:
+        process.terminate()  # uvicorn shuts down gracefully: the engine is disposed of
+        try:
+            process.wait(timeout=SERVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _answers(api: Api) -> bool:
+    try:
+        return api.request("GET", "/posts").status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
+@pytest.fixture(scope="module")
+def fastapi_app(demo_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The FastAPI app, served on each demo database (asyncpg on PostgreSQL,
+    aiomysql on MariaDB, aiosqlite on SQLite), without a broker."""
+    log = tmp_path_factory.mktemp("fastapi") / "app.log"
+    with served_fastapi_app(demo_database, log) as api:
+        yield api
+
+
+@dataclass(frozen=True)
+class Authors:
+    """alice and bob, each with a post; tags "news" and "async" exist. Each
+    one's password is "<name>'s password"."""
+
+    alice_post_id: int
+    bob_post_id: int
+
+
+@pytest.fixture
+def authors(engine: Engine) -> Authors:
+    """Loaded as fixtures (``raw_mode``): no receiver audits or e-mails them."""
+    with Session(engine) as session, raw_mode(session):
+        alice = User(username="alice", email="alice@example.test")
+        alice.set_password("alice's password")
+        bob = User(username="bob", email="bob@example.test")
+        bob.set_password("bob's password")
+        session.add_all([Tag(name="news"), Tag(name="async")])
+        alices = Post(author=alice, title="Alice writes", body="Hello.")
+        bobs = Post(author=bob, title="Bob writes", body="Hi.")
+        session.add_all([alices, bobs])
+        session.flush()
+        authors = Authors(alice_post_id=alices.id, bob_post_id=bobs.id)
+        session.commit()
+    return authors
