@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, Update, select
@@ -38,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_session
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from examples.blog.audit import collection_details, delete_details, describe, save_details
 from examples.blog.models import AuditEntry, Comment, Email, Post, Tag, User, post_tags
 from examples.fastapi_app.moderation import Refused, review
 from examples.fastapi_app.sessions import ACTOR, REQUEST_ID, USER_ID
@@ -117,12 +116,8 @@ def audit_save(
 ) -> None:
     if raw:  # fixtures being loaded (sa_signals.raw_mode), as Django's loaddata
         return
-    details = {}
-    if changes:  # an UPDATE: what it changed, old and new value
-        details["changes"] = {
-            name: [_json_safe(old), _json_safe(new)] for name, (old, new) in changes.items()
-        }
-    _audit(session, "created" if created else "updated", _describe(instance), details)
+    action = "created" if created else "updated"
+    _audit(session, action, describe(instance), save_details(changes))
 
 
 @receiver(post_delete, sender=Post)
@@ -134,8 +129,7 @@ def audit_delete(
     session: Session,
     **kwargs: Any,
 ) -> None:
-    details = {} if origin is instance else {"deleted with": _describe(origin)}
-    _audit(session, "deleted", _describe(instance), details)
+    _audit(session, "deleted", describe(instance), delete_details(instance, origin))
 
 
 @receiver(m2m_changed, sender=post_tags)
@@ -150,11 +144,7 @@ def audit_tags(
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     verb = "tagged" if action == "post_add" else "untagged"
-    if isinstance(instance, Post):
-        details = {"tags": sorted(tag.name for tag in objects)}
-    else:  # changed from the tag's side (the app itself never does)
-        details = {"posts": sorted(_describe(post) for post in objects)}
-    _audit(session, verb, _describe(instance), details)
+    _audit(session, verb, describe(instance), collection_details(instance, objects))
 
 
 @receiver(post_bulk_update, sender=Post)
@@ -168,7 +158,7 @@ def audit_bulk_update(sender: type[Post], pks: list[int], session: Session, **kw
 def audit_login(sender: type[User], request: Any, user: User, **kwargs: Any) -> None:
     session = _session_of(request)
     if session is not None:
-        _audit(session, "logged in", _describe(user), _client(request), actor=user.username)
+        _audit(session, "logged in", describe(user), _client(request), actor=user.username)
 
 
 @receiver(user_login_failed)
@@ -212,26 +202,8 @@ def _session_of(request: Any) -> AsyncSession | None:
     return session if isinstance(session, AsyncSession) else None
 
 
-def _describe(instance: Any) -> str:
-    if isinstance(instance, Post):
-        return f"post #{instance.id} {instance.title!r}"
-    if isinstance(instance, Comment):
-        return f"comment #{instance.id} on post #{instance.post_id}"
-    if isinstance(instance, Tag):
-        return f"tag {instance.name!r}"
-    return f"user {instance.username!r}"
-
-
 def _client(request: Request) -> dict[str, Any]:
     return {"from": request.client.host} if request.client is not None else {}
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 # -- e-mails, after the commit -----------------------------------------------------------------

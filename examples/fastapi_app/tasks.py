@@ -27,7 +27,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from examples.blog.database import open_engine
-from examples.blog.models import Comment, Email
+from examples.blog.emails import new_comment_email
+from examples.blog.models import Comment
 from sa_signals import post_save
 from sa_signals.celery import task_receiver
 
@@ -63,12 +64,6 @@ def tell_the_author_about_a_comment(
 ) -> None:
     """In the worker: ``instance`` was loaded again in ``session``, which is
     committed when this returns."""
-    post = instance.post
-    if created and not raw and post.author_id != instance.author_id:
-        session.add(
-            Email(
-                recipient=post.author.email,
-                subject=f"New comment on {post.title!r}",
-                body=instance.body,
-            )
-        )
+    email = new_comment_email(instance) if created and not raw else None
+    if email is not None:
+        session.add(email)

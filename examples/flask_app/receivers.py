@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from flask import Request, current_app, g, has_app_context, has_request_context
 from sqlalchemy import Table, inspect
 from sqlalchemy.orm import Session, scoped_session
 
+from examples.blog.audit import collection_details, delete_details, describe, save_details
 from examples.blog.models import AuditEntry, Comment, Email, Post, Tag, User, post_tags
 from examples.flask_app.extensions import db
 from sa_signals import m2m_changed, post_delete, post_save, receiver
@@ -44,12 +43,8 @@ def audit_save(
 ) -> None:
     if raw:  # fixtures being loaded (sa_signals.raw_mode), as Django's loaddata
         return
-    details = {}
-    if changes:  # an UPDATE: what it changed, old and new value
-        details["changes"] = {
-            name: [_json_safe(old), _json_safe(new)] for name, (old, new) in changes.items()
-        }
-    _audit(session, "created" if created else "updated", _describe(instance), details)
+    action = "created" if created else "updated"
+    _audit(session, action, describe(instance), save_details(changes))
 
 
 @receiver(post_delete, sender=Post)
@@ -61,8 +56,7 @@ def audit_delete(
     session: Session,
     **kwargs: Any,
 ) -> None:
-    details = {} if origin is instance else {"deleted with": _describe(origin)}
-    _audit(session, "deleted", _describe(instance), details)
+    _audit(session, "deleted", describe(instance), delete_details(instance, origin))
 
 
 @receiver(m2m_changed, sender=post_tags)
@@ -77,21 +71,17 @@ def audit_tags(
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     verb = "tagged" if action == "post_add" else "untagged"
-    if isinstance(instance, Post):
-        details = {"tags": sorted(tag.name for tag in objects)}
-    else:  # changed from the tag's side (the app itself never does)
-        details = {"posts": sorted(_describe(post) for post in objects)}
-    _audit(session, verb, _describe(instance), details)
+    _audit(session, verb, describe(instance), collection_details(instance, objects))
 
 
 @receiver(user_logged_in, sender=User)
 def audit_login(sender: type[User], request: Request | None, user: User, **kwargs: Any) -> None:
-    _audit(db.session, "logged in", _describe(user), _client(request), actor=user.username)
+    _audit(db.session, "logged in", describe(user), _client(request), actor=user.username)
 
 
 @receiver(user_logged_out, sender=User)
 def audit_logout(sender: type[User], request: Request | None, user: User, **kwargs: Any) -> None:
-    _audit(db.session, "logged out", _describe(user), _client(request), actor=user.username)
+    _audit(db.session, "logged out", describe(user), _client(request), actor=user.username)
 
 
 @receiver(user_login_failed)
@@ -121,26 +111,8 @@ def _audit(
     session.add(AuditEntry(actor=actor, action=action, subject=subject[:250], details=details))
 
 
-def _describe(instance: Any) -> str:
-    if isinstance(instance, Post):
-        return f"post #{instance.id} {instance.title!r}"
-    if isinstance(instance, Comment):
-        return f"comment #{instance.id} on post #{instance.post_id}"
-    if isinstance(instance, Tag):
-        return f"tag {instance.name!r}"
-    return f"user {instance.username!r}"
-
-
 def _client(request: Request | None) -> dict[str, Any]:
     return {"from": request.remote_addr} if request is not None else {}
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 # -- e-mails, after the commit ---------------------------------------------------------------
