@@ -32,13 +32,15 @@ SIGNALS = [
 ]
 
 
-def remember_connections(namespace: dict[str, Any]) -> None:
+def set_up_page(namespace: dict[str, Any]) -> None:
+    # A page runs as a reader's script would: what it defines belongs to __main__.
+    namespace["__name__"] = "__main__"
     # The signals' own registry, read and restored whole: a page's test harness
     # may look at it, user code never should.
     namespace["__connections_before__"] = {signal: signal._connections for signal in SIGNALS}
 
 
-def restore_connections(namespace: dict[str, Any]) -> None:
+def tear_down_page(namespace: dict[str, Any]) -> None:
     before = namespace["__connections_before__"]
     namespace.clear()
     gc.collect()
@@ -54,8 +56,8 @@ examples = Sybil(
     ],
     patterns=["README.md", "docs/*.md", "docs/**/*.md"],
     excludes=["docs/_build/*"],
-    setup=remember_connections,
-    teardown=restore_connections,
+    setup=set_up_page,
+    teardown=tear_down_page,
 )
 
 pytest_collect_file = examples.pytest()
