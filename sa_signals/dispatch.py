@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import enum
 import inspect
+import itertools
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Generator, Hashable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar
 
 import blinker
@@ -69,12 +72,20 @@ _Route = tuple[Any, bool, _Delivery]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Connection:
-    """What one successful ``connect()`` call recorded."""
+    """What one successful ``connect()`` call recorded.
+
+    ``dispatch_uid`` and ``sender_text`` are there for the listing of receivers
+    (``sa_signals.listing``) alone; no send reads them.
+    """
 
     key: tuple[Hashable, Hashable]  # (dispatch_uid or receiver identity, sender identity)
     sender_id: int | None  # None: any sender
     route: _Route
     sender_ref: weakref.ref[Any] | None  # lets a collected sender take its receivers along
+    dispatch_uid: Hashable | None  # as given to connect()
+    # str() of a sender that cannot be weakly referenced (a string, a number),
+    # taken at connect: afterwards only its id() is left to name it by.
+    sender_text: str | None
 
     def receiver(self) -> Receiver | None:
         """The receiver, or ``None`` once a weakly held one has been collected."""
@@ -84,6 +95,39 @@ class _Connection:
     def is_alive(self) -> bool:
         sender_gone = self.sender_ref is not None and self.sender_ref() is None
         return not sender_gone and self.receiver() is not None
+
+
+# Every Signal made, in the order they were made: the registry that the listing
+# of receivers reads (sa_signals.listing), so that it never has to search the
+# garbage collector's heap for signals. Held weakly: a signal that nobody refers
+# to any more (a test's, say) leaves it by itself. The lock is for a signal made
+# in one thread (by an import) while another lists: iterating a
+# WeakValueDictionary is Python code, which a thread switch can interrupt.
+_signals: weakref.WeakValueDictionary[int, Signal] = weakref.WeakValueDictionary()
+_signals_made = itertools.count()
+_signals_lock = threading.Lock()
+
+
+def registered_signals() -> list[Signal]:
+    """Every live :class:`Signal`, in the order they were made."""
+    with _signals_lock:
+        return [signal for _, signal in sorted(_signals.items(), key=lambda item: item[0])]
+
+
+def _module_making(signal: Signal) -> str | None:
+    """The module whose code called ``Signal(...)`` for ``signal``, found past the
+    constructors of its own classes (a ``ModelSignal``'s runs ``Signal``'s), as
+    ``typing.TypeVar`` finds its ``__module__``. It tells the listing of receivers
+    which of the modules that bind the signal defines it, and which only import it.
+    """
+    constructors = {
+        getattr(vars(klass).get("__init__"), "__code__", None) for klass in type(signal).__mro__
+    }
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code in constructors:
+        frame = frame.f_back
+    name: str | None = None if frame is None else frame.f_globals.get("__name__")
+    return name
 
 
 def _identity(target: Any) -> Hashable:
@@ -166,6 +210,9 @@ class Signal(blinker.Signal):
         # (the garbage collector runs anywhere) and so must never take the lock;
         # the next connect, disconnect or cache fill prunes.
         self._has_dead = False
+        self._made_in = _module_making(self)
+        with _signals_lock:
+            _signals[next(_signals_made)] = self
 
     # -- connecting ---------------------------------------------------------
 
@@ -211,11 +258,14 @@ class Signal(blinker.Signal):
         else:
             delivery = _CALL
         target = self._weak_reference(receiver) if weak else receiver
+        sender_ref = self._sender_reference(sender)
         connection = _Connection(
             key=key,
             sender_id=sender_id,
             route=(target, weak, delivery),
-            sender_ref=self._sender_reference(sender),
+            sender_ref=sender_ref,
+            dispatch_uid=dispatch_uid,
+            sender_text=str(sender) if sender is not None and sender_ref is None else None,
         )
         with self._lock:
             # Prune first: a new function may reuse the id() of a collected one,

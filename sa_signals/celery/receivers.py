@@ -33,6 +33,7 @@ from sa_signals.celery.relay import (
     register_task,
 )
 from sa_signals.dispatch import Receiver, Signal, check_receiver, describe
+from sa_signals.listing import BackgroundTask
 from sa_signals.transaction import on_commit
 
 __all__ = ["task_receiver"]
@@ -142,6 +143,8 @@ class BackgroundReceiver:
         # shared=False: the task is this app's, not every app's made from now on.
         self.task = make_task(shared=False, **options)(run_in_worker)
         register_task(app, self.task.name)
+        # What list_receivers() shows for the writer: the receiver, run by this task.
+        self.background_task = BackgroundTask(receiver, self.task.name)
         signal.connect(self.write, sender=sender, weak=False, dispatch_uid=self.task.name)
 
     def write(self, **named: Any) -> None:
