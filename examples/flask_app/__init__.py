@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response
 
 from examples.blog.database import database_url, make_savepoints_real
-from examples.flask_app import accounts, posts
+from examples.flask_app import accounts, posts, wiring
 from examples.flask_app import receivers as _receivers  # noqa: F401  (connects them)
 from examples.flask_app import tasks as _tasks  # noqa: F401  (connects the background one)
 from examples.flask_app.extensions import csrf, db
@@ -50,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         make_savepoints_real(db.engine)
     app.register_blueprint(accounts.blueprint)
     app.register_blueprint(posts.blueprint)
+    app.register_blueprint(wiring.blueprint)
     app.after_request(_security_headers)
     return app
 
