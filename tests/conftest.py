@@ -15,10 +15,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal
+from sa_signals.tracing import disable_tracing, enable_tracing
 from tests.databases import BACKENDS, Database, empty_all_tables, provisioned
 from tests.models import Base
 
@@ -128,3 +132,16 @@ def listen() -> Iterator[Callable[..., Recorder]]:
     yield connect
     for signal, recorder, sender in connected:
         signal.disconnect(recorder, sender=sender)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on (sa_signals.tracing), into OpenTelemetry's in-memory exporter;
+    off again afterwards."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    enable_tracing(tracer_provider=provider)
+    yield exporter
+    disable_tracing()
+    provider.shutdown()

@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "sa_signals.celery",
     "sa_signals.migrations",
     "sa_signals.testing",
+    "sa_signals.tracing",
     "sa_signals.types",
 )
 

@@ -17,6 +17,7 @@ checks every field against what that model declares; anything else is a
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -56,8 +57,11 @@ class RefusedEvent(ValueError):
 # -- at the flush --------------------------------------------------------------------------------
 
 
-def encoded_event(signal: Signal, named: dict[str, Any], receiver: Any) -> tuple[str, str]:
-    """The id and the JSON text of one send of ``signal``'s event.
+def encoded_event(
+    signal: Signal, named: dict[str, Any], receiver: Any, traceparent: str | None = None
+) -> tuple[str, str]:
+    """The id and the JSON text of one send of ``signal``'s event; with the
+    ``traceparent`` of the span that wrote it, when tracing is on.
 
     :raises TypeError: a value the encoding has no place for (a set in
         ``changes``, say), naming the receiver, the model and the attribute.
@@ -70,6 +74,8 @@ def encoded_event(signal: Signal, named: dict[str, Any], receiver: Any) -> tuple
             "signal": BACKGROUND_SIGNALS[signal],
             **_reference(instance),
         }
+        if traceparent is not None:
+            event["traceparent"] = traceparent
         if signal is post_save:
             mapper = inspect(type(instance))
             update_fields = named["update_fields"]
@@ -166,6 +172,24 @@ def arguments_in_worker(
         if isinstance(error, RefusedEvent):
             raise
         raise RefusedEvent(f"the event is not JSON: {error}") from error
+
+
+# W3C Trace Context's traceparent: version, trace id, parent span id, flags.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def event_traceparent(message: dict[str, Any]) -> str | None:
+    """The ``traceparent`` an event was written under, if it holds a well-formed
+    one. It only ever makes a link between spans: a forged one links to a span
+    that is not the writer's, and nothing else."""
+    try:
+        event = loads(message["event"])
+    except (KeyError, TypeError, ValueError, RecursionError):
+        return None  # the task refuses such a message itself
+    traceparent = event.get("traceparent") if isinstance(event, dict) else None
+    if isinstance(traceparent, str) and _TRACEPARENT.fullmatch(traceparent):
+        return traceparent
+    return None
 
 
 def _arguments(

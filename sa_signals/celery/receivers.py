@@ -24,6 +24,7 @@ from sa_signals.celery.events import (
     RefusedEvent,
     arguments_in_worker,
     encoded_event,
+    event_traceparent,
 )
 from sa_signals.celery.outbox import find_outbox_table, write_event
 from sa_signals.celery.relay import (
@@ -34,6 +35,7 @@ from sa_signals.celery.relay import (
 )
 from sa_signals.dispatch import Receiver, Signal, check_receiver, describe
 from sa_signals.listing import BackgroundTask
+from sa_signals.tracing import background_receiver_span, current_traceparent, tracing_enabled
 from sa_signals.transaction import on_commit
 
 __all__ = ["task_receiver"]
@@ -153,7 +155,9 @@ class BackgroundReceiver:
         instance = named["instance"]
         mapper: Mapper[Any] = inspect(type(instance))
         table = _outbox_of(mapper)
-        event_id, event = encoded_event(self.signal, named, self.receiver)
+        # Tracing on, the event keeps the span it was written under, for the
+        # worker's span to link to (current_traceparent() is None when it is off).
+        event_id, event = encoded_event(self.signal, named, self.receiver, current_traceparent())
         write_event(session, mapper, table, event_id, self.task.name, event, self.publish_options)
         publication = _publication(session, session.get_bind(mapper), table)
         publication.add(event_id, self.task, self.app)
@@ -172,7 +176,9 @@ class BackgroundReceiver:
                     task_id,
                 )
                 return
-            self.receiver(**arguments)
+            written_from = event_traceparent(message) if tracing_enabled() else None
+            with background_receiver_span(self.receiver, self.task.name, written_from):
+                self.receiver(**arguments)
             session.commit()
 
 
