@@ -48,8 +48,10 @@ nitpick_ignore_regex = [
     ("py:.*", r"(sqlalchemy|blinker|celery|kombu|alembic|flask|argon2)(\..*)?"),
     ("py:.*", r"(collections\.abc|contextlib|typing|typing_extensions|types|enum|weakref)\..*"),
     ("py:.*", r"(datetime|decimal|uuid|logging|asyncio|concurrent\.futures)\..*"),
-    # argon2-cffi's class, imported for type checking only, so autodoc sees its bare name.
+    # argon2-cffi's and OpenTelemetry's classes, imported for type checking only
+    # (OpenTelemetry is an optional extra), so autodoc sees their bare names.
     ("py:class", "PasswordHasher"),
+    ("py:class", "TracerProvider"),
     # Muting's constructor argument: users get a Muting from mute(), never build one.
     ("py:class", "sa_signals._muting.MuteRule"),
 ]
