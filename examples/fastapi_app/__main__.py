@@ -14,6 +14,7 @@ import uvicorn
 
 from examples.blog.database import database_url
 from examples.blog.seed import DEMO_PASSWORD, DEMO_USERNAME
+from examples.blog.traces import trace_if_asked
 from examples.fastapi_app import create_app
 from examples.fastapi_app.database import async_url
 
@@ -26,6 +27,7 @@ def main() -> None:
     secret_key = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
     database = async_url(database_url())
     app = create_app(secret_key=secret_key, database=database)
+    trace_if_asked()  # SA_SIGNALS_DEMO_TRACES=console prints the spans of every send
     print(
         f"\nThe FastAPI demo runs at http://{HOST}:{port}/ (try it at /docs), on "
         f"{database.render_as_string(hide_password=True)}: log in with "

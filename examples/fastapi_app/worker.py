@@ -4,6 +4,8 @@ one). It needs the background receiver and the models, not the web app."""
 
 from __future__ import annotations
 
+from examples.blog.traces import trace_if_asked
 from examples.fastapi_app.tasks import celery_app
 
 app = celery_app
+trace_if_asked()  # SA_SIGNALS_DEMO_TRACES=console: the background receiver's spans

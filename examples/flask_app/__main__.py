@@ -3,7 +3,8 @@
 
 Flask's development server, on the loopback interface only. It speaks plain
 HTTP, so the session cookie is allowed over HTTP here (and only here): behind
-HTTPS, keep ``create_app()``'s default.
+HTTPS, keep ``create_app()``'s default. ``SA_SIGNALS_DEMO_TRACES=console``
+prints the spans of every send (``examples.blog.traces``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import secrets
 
 from examples.blog.seed import DEMO_PASSWORD, DEMO_USERNAME
+from examples.blog.traces import TRACES_VARIABLE, trace_if_asked
 from examples.flask_app import create_app
 
 HOST = "127.0.0.1"
@@ -22,6 +24,8 @@ def main() -> None:
     # A key made afresh for each run: restarting the demo logs everyone out.
     secret_key = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
     app = create_app({"SECRET_KEY": secret_key, "SESSION_COOKIE_SECURE": False})
+    if trace_if_asked():
+        print(f"{TRACES_VARIABLE}: every signal's spans are printed as they end.", flush=True)
     print(
         f"\nThe demo runs at http://{HOST}:{port}/ : log in as {DEMO_USERNAME!r}, password "
         f"{DEMO_PASSWORD!r}, or register. Ctrl+C stops it.\n",

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import secrets
 
+from examples.blog.traces import trace_if_asked
 from examples.flask_app import create_app
 from examples.flask_app.tasks import celery_app, run_tasks_in
 
 flask_app = create_app({"SECRET_KEY": secrets.token_hex(32)})
 run_tasks_in(flask_app)
+trace_if_asked()  # SA_SIGNALS_DEMO_TRACES=console: the background receivers' spans
 app = celery_app
