@@ -1,7 +1,7 @@
 """``python -m benchmarks``: every table, in one run, then the targets.
 
 Run it from the repository root. ``--quick`` is a smoke run of seconds (tiny N,
-three rounds, no callgrind), which CI runs so that the benchmarks never rot; its
+two rounds, no callgrind), which CI runs so that the benchmarks never rot; its
 numbers mean nothing. Tables print as they finish, on stdout, as Markdown;
 progress goes to stderr.
 """

@@ -4,7 +4,8 @@ What the flush pays per object to reach a receiver, call by call: the bare call
 of a function, the hand-written listener's call of a receiver with two keyword
 arguments, the same receiver called with the six that ``post_delete`` gives it
 (as the flush now calls plain receivers), and ``post_delete.send()`` delivering
-them. The receiver is Django's shape, ``receiver(sender, **kwargs)``.
+them: untraced, after tracing was turned on and off again, and traced. The
+receiver is Django's shape, ``receiver(sender, **kwargs)``.
 
 Each case runs in a fresh interpreter under callgrind, N and then 2N times;
 the difference over N is the cost of one call, start-up and imports cancelled.
@@ -40,6 +41,19 @@ CASES = {
         "post_delete.send(Item, instance=item, using=bind, origin=item, session=session)"
     ),
 }
+# The same send again, after tracing was turned on and off (it must cost what it
+# did: turning it off puts the untraced methods back), and with tracing on.
+_SEND = CASES["post_delete.send(...) delivering them"]
+CASES["post_delete.send(...), tracing turned on and off again"] = _SEND
+CASES["post_delete.send(...), traced (spans made, not exported)"] = _SEND
+_EXTRA_SET_UP = {
+    "post_delete.send(...), tracing turned on and off again": (
+        "enable_tracing(tracer_provider=TracerProvider())\ndisable_tracing()"
+    ),
+    "post_delete.send(...), traced (spans made, not exported)": (
+        "enable_tracing(tracer_provider=TracerProvider())"
+    ),
+}
 
 # The model every flush benchmark writes (the interpreter starts in the repository root).
 _SET_UP = """
@@ -54,6 +68,9 @@ def nothing():
 
 post_delete.connect(receiver, sender=Item)
 item, bind, session = Item(), object(), object()
+
+from opentelemetry.sdk.trace import TracerProvider
+from sa_signals.tracing import disable_tracing, enable_tracing
 """
 
 
@@ -90,7 +107,8 @@ def _per_call(label: str, directory: Path) -> float:
 def _total(label: str, calls: int, directory: Path) -> float:
     number = list(CASES).index(label)
     output = directory / f"case{number}-{calls}.out"
-    script = f"{_SET_UP}\nfor _ in range({calls}):\n    {CASES[label]}\n"
+    set_up = f"{_SET_UP}\n{_EXTRA_SET_UP.get(label, '')}"
+    script = f"{set_up}\nfor _ in range({calls}):\n    {CASES[label]}\n"
     subprocess.run(
         [
             "valgrind",

@@ -66,6 +66,8 @@ CALLGRIND_VARIANTS = (
     "receiver",
     "pre_post",
     "on_commit",
+    "tracing_off",
+    "traced",
 )
 CALLGRIND_REPEATS = 2  # instruction counts vary by ~0.05% between repeats
 
@@ -260,6 +262,8 @@ def _callgrind(options: Options, progress: Progress) -> tuple[Table, list[Target
         ("**1 receiver / hand-written listener**", ("receiver", "listener")),
         ("**pre_ + post_ / 1 receiver**", ("pre_post", "receiver")),
         ("**1 on_commit=True receiver / hand-written listener**", ("on_commit", "listener")),
+        ("**tracing turned on and off again / never turned on**", ("tracing_off", "receiver")),
+        ("**1 receiver traced / untraced**", ("traced", "receiver")),
     ):
         table.add(
             label,

@@ -60,6 +60,18 @@ VARIANTS = {
             calls_per_object=_ONE_EACH,
         ),
         Variant(
+            "tracing_off",
+            "1 receiver, tracing turned on and off again",
+            True,
+            calls_per_object=_ONE_EACH,
+        ),
+        Variant(
+            "traced",
+            "1 receiver, traced (OpenTelemetry SDK, spans not exported)",
+            True,
+            calls_per_object=_ONE_EACH,
+        ),
+        Variant(
             "listener",
             "hand-written after_insert/_update/_delete listener",
             False,

@@ -84,9 +84,11 @@ def set_up(variant: Variant) -> Any:
     if name == "other":
         for signal in every_model_signal:
             signal.connect(receiver, sender=Other)
-    elif name == "receiver":
+    elif name in ("receiver", "tracing_off", "traced"):
         sa_signals.post_save.connect(receiver, sender=Item)
         sa_signals.post_delete.connect(receiver, sender=Item)
+        if name != "receiver":
+            _turn_tracing_on(off_again=name == "tracing_off")
     elif name == "pre_post":
         for signal in every_model_signal:
             signal.connect(receiver, sender=Item)
@@ -94,6 +96,18 @@ def set_up(variant: Variant) -> Any:
         sa_signals.post_save.connect(receiver, sender=Item, on_commit=True)
         sa_signals.post_delete.connect(receiver, sender=Item, on_commit=True)
     return None
+
+
+def _turn_tracing_on(off_again: bool) -> None:
+    """OpenTelemetry's SDK with no exporter: the spans are made and dropped, so
+    what is measured is the tracing, not an exporter's I/O."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from sa_signals.tracing import disable_tracing, enable_tracing
+
+    enable_tracing(tracer_provider=TracerProvider())
+    if off_again:
+        disable_tracing()
 
 
 def _register_listener() -> None:
