@@ -130,6 +130,15 @@ def _module_making(signal: Signal) -> str | None:
     return name
 
 
+def _text_of(sender: Any) -> str:
+    """A sender's name for the listing, taken at connect: never a reason for
+    connect() to fail, whatever the sender's ``__str__`` does."""
+    try:
+        return str(sender)
+    except Exception:
+        return f"<{type(sender).__qualname__} object>"
+
+
 def _identity(target: Any) -> Hashable:
     # A bound method is a new object at every attribute access; two of them are
     # the same receiver when instance and function are the same, as in Django.
@@ -265,7 +274,7 @@ class Signal(blinker.Signal):
             route=(target, weak, delivery),
             sender_ref=sender_ref,
             dispatch_uid=dispatch_uid,
-            sender_text=str(sender) if sender is not None and sender_ref is None else None,
+            sender_text=_text_of(sender) if sender is not None and sender_ref is None else None,
         )
         with self._lock:
             # Prune first: a new function may reuse the id() of a collected one,
