@@ -9,13 +9,18 @@ them, from :func:`sa_signals.list_receivers`: which receivers run when an
 is imported: a module, or ``module:factory`` for an application factory that
 connects some of them itself (Flask's ``create_app``). A function is called with
 no arguments; anything else after the colon (an app object) is only looked up,
-its module's import having done the work. What the command imports is what the
+its module's import having done the work, and a note on standard error says so.
+A module that cannot be found is the command line's mistake, told in one line;
+anything the application's own import raises keeps its traceback. What the
+application prints while it starts goes to standard error, so that ``--json``
+output stays parseable. What the command imports is what the
 user names on its command line, never anything read from a database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import importlib
@@ -38,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     receivers = options.receivers_parser
-    _import_app(receivers, options.app)
+    # What the application prints while it starts goes to stderr: stdout is the
+    # listing's, which --json promises a tool it can parse.
+    with contextlib.redirect_stdout(sys.stderr):
+        _import_app(receivers, options.app)
     rows = list_receivers()
     if options.signal is not None:
         _check_signal_name(receivers, options.signal)
@@ -82,7 +90,9 @@ def _import_app(parser: argparse.ArgumentParser, app: str) -> None:
         )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        if not _names_the_module_or_a_parent(error.name, module_name):
+            raise  # the application imports something missing: its own traceback
         _fail(parser, f"cannot import --app {module_name!r}: {error}")
     if not colon:
         return
@@ -91,12 +101,24 @@ def _import_app(parser: argparse.ArgumentParser, app: str) -> None:
     except AttributeError:
         _fail(parser, f"--app {app}: module {module_name!r} has no attribute {attribute!r}")
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        return  # an app object: its module's import connected what it connects
+        # An app object: its module's import connected what it connects.
+        print(
+            f"{parser.prog}: note: --app {app}: {attribute} is a {type(target).__name__}, "
+            "not a function: not called.",
+            file=sys.stderr,
+        )
+        return
     try:
         inspect.signature(target).bind()
     except TypeError:
         _fail(parser, f"--app {app}: {attribute}() cannot be called without arguments")
     target()
+
+
+def _names_the_module_or_a_parent(missing: str | None, module_name: str) -> bool:
+    """Whether a ModuleNotFoundError is about the --app module itself (or a package
+    above it), rather than about something the application imports."""
+    return missing is not None and (module_name + ".").startswith(missing + ".")
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:

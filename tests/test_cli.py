@@ -197,3 +197,26 @@ def test_the_app_is_required() -> None:
 
     assert listed.returncode == 2
     assert "the following arguments are required: --app" in listed.stderr
+
+
+def test_a_module_the_app_itself_cannot_import_keeps_its_traceback() -> None:
+    listed = sa_signals("receivers", "--app", "tests.listing_app.needs_a_missing_dependency")
+
+    assert listed.returncode == 1
+    assert "Traceback" in listed.stderr
+    assert "No module named 'sa_signals_test_no_such_dependency'" in listed.stderr
+
+
+def test_what_the_app_prints_while_starting_stays_out_of_the_json() -> None:
+    listed = sa_signals("receivers", "--app", "tests.listing_app.chatty", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)  # nothing but the listing
+    assert "Starting the shop..." in listed.stderr
+
+
+def test_an_app_object_after_the_colon_is_not_called_and_says_so() -> None:
+    listed = sa_signals("receivers", "--app", "textwrap:TextWrapper")
+
+    assert listed.returncode == 0
+    assert "TextWrapper is a type, not a function: not called." in listed.stderr
