@@ -31,7 +31,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Generator, Hashable, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
@@ -560,9 +560,15 @@ class Signal(blinker.Signal):
         named.pop("_sync_wrapper", None)
         return await self.asend(sender, **named)
 
-    def _defer(self, receiver: Receiver, kwargs: dict[str, Any]) -> None:
+    def _defer(
+        self,
+        receiver: Receiver,
+        kwargs: dict[str, Any],
+        around: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
         """Hand a receiver connected with ``on_commit=True`` over to the transaction,
-        with the keyword arguments (``signal`` and ``sender`` included) it is owed."""
+        with the keyword arguments (``signal`` and ``sender`` included) it is owed,
+        to be called inside ``around()`` when given (a tracing span)."""
         raise NotImplementedError  # unreachable: connect refuses on_commit unless can_defer
 
     # -- bookkeeping ----------------------------------------------------------

@@ -9,7 +9,8 @@ carries ``session``, the ``Session`` doing the work (an ``AsyncSession``'s
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import blinker
@@ -69,8 +70,13 @@ class ModelSignal(Signal):
             self._check_sender(sender, receiver)
         return super().connect(receiver, sender, weak, dispatch_uid, on_commit=on_commit)
 
-    def _defer(self, receiver: Receiver, kwargs: dict[str, Any]) -> None:
-        defer(receiver, kwargs)
+    def _defer(
+        self,
+        receiver: Receiver,
+        kwargs: dict[str, Any],
+        around: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
+        defer(receiver, kwargs, around)
 
     def _check_sender(self, sender: Any, receiver: Receiver) -> None:
         if isinstance(sender, Mapper):  # signals are sent by type(instance): never a Mapper

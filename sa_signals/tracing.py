@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ from sa_signals.listing import BackgroundTask, signal_names
 
 # Tracing stands in for the send methods, so it works with what they work with:
 # the routes, their deliveries, and the send's own checks and messages.
-from sa_signals.dispatch import _AWAIT, _DEFER, _Delivery, _is_async  # isort: skip
+from sa_signals.dispatch import _AWAIT, _DEFER, _Delivery, _identity  # isort: skip
 from sa_signals.dispatch import _log_robust_failure, _refuse_signal_argument  # isort: skip
 
 if TYPE_CHECKING:
@@ -59,11 +60,20 @@ class _Tracing:
     """What ``enable_tracing()`` was asked for, and what it replaced."""
 
     tracer: Tracer
-    denied: set[Any]  # signals and receivers, compared by identity
-    untraced: dict[str, Any] = field(default_factory=dict)  # Signal's own methods
+    # The deny-list, by identity as connect() knows receivers (a bound method by
+    # its instance and function), so that a receiver need not be hashable; the
+    # entries themselves are kept so that their ids stay theirs.
+    deny: list[Any] = field(default_factory=list)
+    denied: frozenset[Hashable] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.denied = frozenset(_identity(entry) for entry in self.deny)
 
     def traces(self, signal: Signal) -> bool:
-        return signal not in self.denied
+        return _identity(signal) not in self.denied
+
+    def ignores(self, receiver: Receiver) -> bool:
+        return _identity(receiver) in self.denied
 
     def send_span(
         self, signal: Signal, sender: Any, named: dict[str, Any], receivers: int
@@ -97,7 +107,7 @@ class _Tracing:
             # At the flush, a background receiver is its outbox writer: the span
             # names the receiver the event is written for, and its task.
             receiver, delivery, task = background.receiver, "outbox", background.name
-        if receiver in self.denied:
+        if self.ignores(receiver):
             return nullcontext()
         from opentelemetry.trace import Link
 
@@ -114,29 +124,15 @@ class _Tracing:
             links=[Link(context) for context in links if context.is_valid],
         )
 
-    def deferred(self, receiver: Receiver) -> Receiver:
-        """The receiver as it is deferred: traced when it runs, after the commit,
-        and linked to the span current now, the send's."""
-        if receiver in self.denied:
-            return receiver
+    def deferred_span(self, receiver: Receiver) -> Callable[[], AbstractContextManager[Any]]:
+        """What a deferred receiver runs inside, after the commit: its span, linked
+        to the span current now, the send's. The receiver itself is deferred as
+        it is, so that what the transaction holds (and
+        ``capture_on_commit_callbacks`` shows) is the user's own function."""
         from opentelemetry.trace import get_current_span
 
         sent_from = get_current_span().get_span_context()
-        if _is_async(receiver):
-
-            @functools.wraps(receiver)
-            async def run_async(**named: Any) -> Any:
-                with self.receiver_span(receiver, "on_commit", [sent_from]):
-                    return await receiver(**named)
-
-            return run_async
-
-        @functools.wraps(receiver)
-        def run(**named: Any) -> Any:
-            with self.receiver_span(receiver, "on_commit", [sent_from]):
-                return receiver(**named)
-
-        return run
+        return functools.partial(self.receiver_span, receiver, "on_commit", [sent_from])
 
 
 _active: _Tracing | None = None
@@ -164,18 +160,16 @@ def enable_tracing(
         raise ImportError(
             "enable_tracing() needs OpenTelemetry: pip install 'sa-signals[opentelemetry]'."
         ) from error
-    denied = set()
-    for entry in deny:
+    denied = list(deny)
+    for entry in denied:
         if not isinstance(entry, Signal) and not callable(entry):
             raise TypeError(
                 f"enable_tracing(deny=...) takes signals and receivers; {entry!r} is neither."
             )
-        denied.add(entry)
     tracer = trace.get_tracer("sa_signals", __version__, tracer_provider=tracer_provider)
     global _active
     with _switching:
-        untraced = _active.untraced if _active is not None else _own_methods()
-        _active = _Tracing(tracer, denied, untraced)
+        _active = _Tracing(tracer, denied)
         for name, method in _TRACED_METHODS.items():
             setattr(Signal, name, method)
 
@@ -185,9 +179,7 @@ def disable_tracing() -> None:
     already waiting for their commit still make their span when they run."""
     global _active
     with _switching:
-        if _active is None:
-            return
-        for name, method in _active.untraced.items():
+        for name, method in _UNTRACED.items():
             setattr(Signal, name, method)
         _active = None
 
@@ -198,13 +190,13 @@ def tracing_enabled() -> bool:
 
 @contextmanager
 def background_receiver_span(
-    receiver: Receiver, task: str, written_from: str | None
+    signal: Signal, receiver: Receiver, task: str, written_from: str | None
 ) -> Iterator[None]:
     """The span of a background receiver running in the worker, linked to the span
     that wrote its event (``written_from``, a W3C ``traceparent`` read from the
     event: at worst a forged one makes a wrong link, never a call)."""
     tracing = _active
-    if tracing is None:
+    if tracing is None or not tracing.traces(signal):
         yield
         return
     links = _links_from(written_from)
@@ -214,7 +206,7 @@ def background_receiver_span(
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the span current now, to be stored with an event
-    written to the outbox; ``None`` when tracing is off or no span is recording."""
+    written to the outbox; ``None`` when tracing is off or there is no valid span."""
     if _active is None:
         return None
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -237,17 +229,14 @@ def _links_from(traceparent: str | None) -> list[SpanContext]:
 # -- the traced methods ----------------------------------------------------------------------
 
 
-def _own_methods() -> dict[str, Any]:
-    return {name: Signal.__dict__[name] for name in _TRACED}
-
-
 _DELIVERY_NAMES = {_Delivery.CALL: "sync", _AWAIT: "async", _DEFER: "on_commit"}
 
 
-def _traced_routes(signal: Signal, sender: Any) -> list[tuple[Receiver, _Delivery]]:
+def _traced_routes(
+    tracing: _Tracing | None, signal: Signal, sender: Any
+) -> list[tuple[Receiver, _Delivery]]:
     """The live receivers a send by ``sender`` reaches, with their delivery, as
     ``send()`` finds them; empty when the send makes no span."""
-    tracing = _active
     if tracing is None or not signal._connections or not tracing.traces(signal):
         return []
     routes = signal._routes_for(sender)
@@ -266,9 +255,9 @@ def _traced_routes(signal: Signal, sender: Any) -> list[tuple[Receiver, _Deliver
 def _traced_plain_routes_for(self: Signal, sender: Any) -> Any:
     # The flush calls plain receivers itself, past send(): while a signal is
     # traced, its sends must go through send() to make their spans.
-    assert _active is not None
-    routes = _active.untraced["_plain_routes_for"](self, sender)
-    if routes and _active.traces(self):
+    tracing = _active
+    routes = _UNTRACED["_plain_routes_for"](self, sender)
+    if routes and tracing is not None and tracing.traces(self):
         return None
     return routes
 
@@ -277,11 +266,11 @@ def _sync_send(robust: bool) -> Callable[..., list[tuple[Receiver, Any]]]:
     untraced_name = "send_robust" if robust else "send"
 
     def send(self: Signal, sender: Any = None, **named: Any) -> list[tuple[Receiver, Any]]:
+        # _active is read once: tracing may be turned off meanwhile, by another thread.
         tracing = _active
-        assert tracing is not None
-        receivers = _traced_routes(self, sender)
-        if not receivers:
-            return tracing.untraced[untraced_name](self, sender, **named)  # type: ignore[no-any-return]
+        receivers = _traced_routes(tracing, self, sender)
+        if tracing is None or not receivers:
+            return _UNTRACED[untraced_name](self, sender, **named)  # type: ignore[no-any-return]
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self
@@ -290,7 +279,8 @@ def _sync_send(robust: bool) -> Callable[..., list[tuple[Receiver, Any]]]:
         with tracing.send_span(self, sender, named, len(receivers)):
             for receiver, delivery in receivers:
                 if delivery is _DEFER:
-                    self._defer(tracing.deferred(receiver), named)
+                    around = None if tracing.ignores(receiver) else tracing.deferred_span(receiver)
+                    self._defer(receiver, named, around)
                     continue
                 try:
                     with tracing.receiver_span(receiver, _DELIVERY_NAMES[delivery]):
@@ -314,10 +304,9 @@ def _async_send(robust: bool) -> Callable[..., Any]:
 
     async def asend(self: Signal, sender: Any = None, **named: Any) -> list[tuple[Receiver, Any]]:
         tracing = _active
-        assert tracing is not None
-        receivers = _traced_routes(self, sender)
-        if not receivers:
-            return await tracing.untraced[untraced_name](self, sender, **named)  # type: ignore[no-any-return]
+        receivers = _traced_routes(tracing, self, sender)
+        if tracing is None or not receivers:
+            return await _UNTRACED[untraced_name](self, sender, **named)  # type: ignore[no-any-return]
         if "signal" in named:
             _refuse_signal_argument(self)
         named["signal"] = self
@@ -326,7 +315,8 @@ def _async_send(robust: bool) -> Callable[..., Any]:
         with tracing.send_span(self, sender, named, len(receivers)):
             for receiver, delivery in receivers:
                 if delivery is _DEFER:
-                    self._defer(tracing.deferred(receiver), named)
+                    around = None if tracing.ignores(receiver) else tracing.deferred_span(receiver)
+                    self._defer(receiver, named, around)
                     continue
                 try:
                     with tracing.receiver_span(receiver, _DELIVERY_NAMES[delivery]):
@@ -345,6 +335,9 @@ def _async_send(robust: bool) -> Callable[..., Any]:
     return asend
 
 
+# Signal's own methods, taken when this module is imported, before any are replaced.
+_UNTRACED: dict[str, Any] = {name: Signal.__dict__[name] for name in _TRACED}
+
 _TRACED_METHODS: dict[str, Any] = {
     "send": _sync_send(robust=False),
     "send_robust": _sync_send(robust=True),
@@ -362,11 +355,13 @@ def _signal_name(signal: Signal) -> str:
     signal, since it means reading the namespaces of the loaded modules."""
     name = _signal_names.get(signal)
     if name is None:
-        name = _signal_names[signal] = signal_names([signal])[signal]
+        name = signal_names([signal])[signal]
+        if not name.startswith("<"):  # unnamed yet: its module may still bind it
+            _signal_names[signal] = name
     return name
 
 
-_signal_names: dict[Signal, str] = {}
+_signal_names: weakref.WeakKeyDictionary[Signal, str] = weakref.WeakKeyDictionary()
 
 
 def _sender_name(sender: Any) -> str:

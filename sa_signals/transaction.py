@@ -37,7 +37,7 @@ import inspect
 import logging
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,8 @@ class Callback:
     # values of the instance it lacked when deferred: fetched, or lent (values_lent)
     values: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"  # then "ran" or "dropped"
+    # What the call runs inside, when it runs: a tracing span (sa_signals.tracing).
+    around: Callable[[], AbstractContextManager[Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -95,9 +97,10 @@ class Callback:
             logger.error("Error calling %s in on_commit() (%s).", self.name, error, exc_info=error)
 
     def _call(self) -> None:
-        result = self.func()
-        if inspect.isawaitable(result):
-            run_to_completion(_awaited(result))
+        with nullcontext() if self.around is None else self.around():
+            result = self.func()
+            if inspect.isawaitable(result):
+                run_to_completion(_awaited(result))
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -158,10 +161,15 @@ def on_commit(func: Callable[[], Any], session: AnySession, *, robust: bool = Fa
     _register(sync_session_of(session), Callback(func, robust, func))
 
 
-def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def defer(
+    receiver: Callable[..., Any],
+    kwargs: dict[str, Any],
+    around: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> None:
     """Queue a receiver connected with ``on_commit=True``: it is called after the
-    commit with the keyword arguments of the send, robustly. The instance it
-    receives will read its values without SQL although the commit expires them."""
+    commit with the keyword arguments of the send, robustly, inside ``around()``
+    when given. The instance it receives will read its values without SQL although
+    the commit expires them."""
     session = kwargs.get("session")
     if not isinstance(session, Session):
         raise TypeError(
@@ -184,6 +192,7 @@ def defer(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         named_after=receiver,
         instance=instance,
         values=values,
+        around=around,
     )
     _register(session, callback)
 

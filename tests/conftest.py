@@ -9,6 +9,7 @@ driver instead, on the same databases.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -145,3 +146,17 @@ def spans() -> Iterator[InMemorySpanExporter]:
     yield exporter
     disable_tracing()
     provider.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _traced_when_asked() -> Iterator[None]:
+    """SA_SIGNALS_TRACE_TESTS=1 runs the tests with tracing on, to show that the
+    traced send methods behave as the untraced ones (see tests/test_tracing.py)."""
+    if os.environ.get("SA_SIGNALS_TRACE_TESTS") != "1":
+        yield
+        return
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    enable_tracing(tracer_provider=provider)
+    yield
+    disable_tracing()

@@ -177,7 +177,7 @@ class BackgroundReceiver:
                 )
                 return
             written_from = event_traceparent(message) if tracing_enabled() else None
-            with background_receiver_span(self.receiver, self.task.name, written_from):
+            with background_receiver_span(self.signal, self.receiver, self.task.name, written_from):
                 self.receiver(**arguments)
             session.commit()
 

