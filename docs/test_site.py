@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.chromium import launched_chromium
+from tests.chromium import launched_chromium, screenshots_directory
 
 DOCS = Path(__file__).parent
 
@@ -69,7 +69,8 @@ def test_the_start_page_says_what_the_project_is_and_leads_into_the_guide(
     navigation = page.locator(".sidebar-tree")
     for title in ("Getting started", "Coming from Django", "Model signals", "API reference"):
         expect(navigation.get_by_role("link", name=title, exact=True)).to_be_visible()
-    page.screenshot(path=tmp_path / "start-page.png", full_page=True)
+    screenshots = screenshots_directory(tmp_path, "docs")
+    page.screenshot(path=screenshots / "start-page.png", full_page=True)
 
 
 def test_the_model_signals_page_draws_its_timeline_of_a_flush_and_a_commit(
@@ -89,8 +90,9 @@ def test_the_model_signals_page_draws_its_timeline_of_a_flush_and_a_commit(
     svg = (site / "model-signals.html").parent / str(drawing.get_attribute("data"))
     for moment in ("pre_save", "post_save", "on_commit", "SAVEPOINT"):
         assert moment in svg.read_text(), f"the diagram does not show {moment}"
-    diagram.screenshot(path=tmp_path / "model-signals-diagram.png")
-    page.screenshot(path=tmp_path / "model-signals.png", full_page=True)
+    screenshots = screenshots_directory(tmp_path, "docs")
+    diagram.screenshot(path=screenshots / "model-signals-diagram.png")
+    page.screenshot(path=screenshots / "model-signals.png", full_page=True)
 
 
 def test_the_api_reference_documents_every_public_name_from_its_docstring(
@@ -102,4 +104,5 @@ def test_the_api_reference_documents_every_public_name_from_its_docstring(
         entry = page.locator(f'dt[id="{name}"]')
         expect(entry).to_be_visible()
     expect(page.locator('dt[id="sa_signals.post_save"] + dd')).to_contain_text("created")
-    page.screenshot(path=tmp_path / "api-reference.png", full_page=True)
+    screenshots = screenshots_directory(tmp_path, "docs")
+    page.screenshot(path=screenshots / "api-reference.png", full_page=True)

@@ -4,9 +4,11 @@ downloads a browser of its own)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
@@ -36,3 +38,15 @@ def launched_chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def screenshots_directory(tmp_path: Path, kind: str) -> Path:
+    """Where a test leaves its screenshots: the test's temporary directory, or
+    ``$SA_SIGNALS_SCREENSHOTS/<kind>`` when set (CI sets it, since pytest keeps
+    only its last few temporary directories, and later runs prune them)."""
+    root = os.environ.get("SA_SIGNALS_SCREENSHOTS")
+    if not root:
+        return tmp_path
+    directory = Path(root) / kind
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from examples.blog.seed import DEMO_PASSWORD, DEMO_USERNAME, seed
 from examples.tests.conftest import ROOT
 from sa_signals import raw_mode
-from tests.chromium import launched_chromium
+from tests.chromium import launched_chromium, screenshots_directory
 from tests.databases import Database
 
 
@@ -86,7 +86,7 @@ def chromium() -> Iterator[Browser]:
 
 
 def test_log_in_edit_a_post_and_see_it_in_the_audit_log(
-    demo_url: str, chromium: Browser, tmp_path: Path
+    demo_url: str, chromium: Browser, demo_database: Database, tmp_path: Path
 ) -> None:
     page = chromium.new_page()
     page.goto(f"{demo_url}/login")
@@ -112,5 +112,6 @@ def test_log_in_edit_a_post_and_see_it_in_the_audit_log(
     expect(log).to_contain_text('"Welcome to the sa-signals demo", "Edited in a real browser"')
     expect(log).to_contain_text("logged in")
     expect(log).to_contain_text('"password": "********************"')
-    page.screenshot(path=tmp_path / "audit-log.png", full_page=True)
-    assert (tmp_path / "audit-log.png").stat().st_size > 0
+    screenshot = screenshots_directory(tmp_path, "demo") / f"audit-log-{demo_database.backend}.png"
+    page.screenshot(path=screenshot, full_page=True)
+    assert screenshot.stat().st_size > 0
