@@ -341,7 +341,7 @@ _ABOUT_THE_UNTRACED_PATH = (
 )
 
 
-def test_signal_semantics_are_the_same_traced() -> None:
+def test_signal_semantics_are_the_same_traced(tmp_path: Path) -> None:
     """The dispatcher's, the transaction's and the testing helpers' own tests, run
     again with tracing on: the traced send methods stand in for the untraced ones,
     so they must behave alike."""
@@ -362,6 +362,7 @@ def test_signal_semantics_are_the_same_traced() -> None:
             "no:randomly",
             "-p",
             "no:cacheprovider",
+            f"--basetemp={tmp_path / 'traced'}",  # not a numbered run, which would prune others
             "-k",
             " and ".join(f"not {name}" for name in _ABOUT_THE_UNTRACED_PATH),
             *suites,
