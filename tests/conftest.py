@@ -30,6 +30,23 @@ from tests.models import Base
 pytest_plugins = ["pytester"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "outside_the_backends(drivers): runs only on drivers whose backends "
+        "SA_SIGNALS_BACKENDS left out of this run; deselected",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test for drivers of backends this run leaves out (SA_SIGNALS_BACKENDS) is
+    deselected, as ``-k`` would: not run is what was asked, not a skip."""
+    outside = [item for item in items if item.get_closest_marker("outside_the_backends")]
+    if outside:
+        config.hook.pytest_deselected(items=outside)
+        items[:] = [item for item in items if item not in outside]
+
+
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Database]]:
     """``databases(backend)``: this run's database on that backend, with the test
