@@ -10,6 +10,7 @@ screenshots are kept in each test's temporary directory.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.chromium import launched_chromium, screenshots_directory
+from tests.databases import unavailable
 
 DOCS = Path(__file__).parent
 
@@ -26,6 +28,10 @@ DOCS = Path(__file__).parent
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built from scratch into a directory of this test run."""
+    if shutil.which("dot") is None:
+        unavailable(
+            "Graphviz's dot, which draws the diagrams, is not installed (apt-get install graphviz)"
+        )
     html = tmp_path_factory.mktemp("site")
     build = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-E", DOCS, html],
