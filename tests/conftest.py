@@ -16,16 +16,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from sa_signals import Signal
-from sa_signals.tracing import disable_tracing, enable_tracing
 from tests.databases import BACKENDS, Database, empty_all_tables, provisioned
 from tests.models import Base
+from tests.tracing import tracing_into
 
 pytest_plugins = ["pytester"]
 
@@ -157,12 +155,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
     """Tracing on (sa_signals.tracing), into OpenTelemetry's in-memory exporter;
     off again afterwards."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    enable_tracing(tracer_provider=provider)
-    yield exporter
-    disable_tracing()
-    provider.shutdown()
+    with tracing_into(exporter):
+        yield exporter
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -172,8 +166,5 @@ def _traced_when_asked() -> Iterator[None]:
     if os.environ.get("SA_SIGNALS_TRACE_TESTS") != "1":
         yield
         return
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    enable_tracing(tracer_provider=provider)
-    yield
-    disable_tracing()
+    with tracing_into(InMemorySpanExporter()):
+        yield

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from sqlalchemy import Engine
@@ -27,6 +26,7 @@ from sa_signals.testing import capture_on_commit_callbacks
 from sa_signals.tracing import disable_tracing, enable_tracing
 from tests.databases import Database
 from tests.models import Note, Order
+from tests.tracing import exporting_to
 
 Connect = Callable[..., Callable[..., Any]]
 
@@ -191,7 +191,7 @@ def test_the_deny_list_leaves_out_signals_and_receivers(
     def interesting(**kwargs: Any) -> None:
         calls.append("interesting")
 
-    enable_tracing(tracer_provider=_provider_of(spans), deny=[pre_save, quiet])
+    enable_tracing(tracer_provider=exporting_to(spans), deny=[pre_save, quiet])
     session.add(Order(reference="T-1"))
     session.commit()
 
@@ -291,7 +291,7 @@ def test_a_receiver_that_cannot_be_hashed_is_traced_like_any_other(
     handler, later = Handler([]), Handler([])
     connect(post_save)(handler)
     connect(post_save, on_commit=True)(later)
-    enable_tracing(tracer_provider=_provider_of(spans), deny=[Handler([])])  # not these two
+    enable_tracing(tracer_provider=exporting_to(spans), deny=[Handler([])])  # not these two
 
     session.add(Order(reference="T-1"))
     session.commit()
@@ -397,9 +397,3 @@ def test_opentelemetry_is_imported_only_when_tracing_is_asked_for() -> None:
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", program], check=True)
-
-
-def _provider_of(exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider

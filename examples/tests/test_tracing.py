@@ -7,23 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine
 
 from examples.tests.conftest import Blog, Visitor, audit_log
-from sa_signals.tracing import disable_tracing, enable_tracing
+from tests.tracing import tracing_into
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    enable_tracing(tracer_provider=provider)
-    yield exporter
-    disable_tracing()
+    with tracing_into(exporter):
+        yield exporter
 
 
 def test_editing_a_post_traces_each_send_and_the_receivers_it_reached(

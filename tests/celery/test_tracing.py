@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from celery import Celery
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import get_tracer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from sa_signals import post_save
-from sa_signals.tracing import disable_tracing, enable_tracing
 from tests.celery.conftest import Deliveries
 from tests.models import Order, outbox
+from tests.tracing import tracing_into
 
 Background = Callable[..., Deliveries]
 Worker = Callable[[], AbstractContextManager[Any]]
@@ -65,17 +64,6 @@ def test_the_worker_span_links_to_the_span_that_wrote_the_event(
     with Session(engine) as reading:
         [payload] = reading.scalars(select(outbox.c.payload)).all()
     assert json.loads(payload)["traceparent"].split("-")[2] == f"{written.context.span_id:016x}"
-
-
-@contextmanager
-def tracing_into(exporter: InMemorySpanExporter) -> Iterator[None]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    enable_tracing(tracer_provider=provider)
-    try:
-        yield
-    finally:
-        disable_tracing()
 
 
 def test_an_event_written_untraced_carries_no_trace_and_its_worker_span_no_link(
@@ -136,15 +124,10 @@ def test_a_denied_signal_is_not_traced_in_the_worker_either(
 ) -> None:
     deliveries = background(post_save, sender=Order)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    enable_tracing(tracer_provider=provider, deny=[post_save])
-    try:
+    with tracing_into(exporter, deny=[post_save]):
         session.add(Order(reference="A-1"))
         session.commit()
         with worker():
             deliveries.wait_for(1)
-    finally:
-        disable_tracing()
 
     assert exporter.get_finished_spans() == ()
